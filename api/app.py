@@ -1,0 +1,38 @@
+"""The Flask app factory: defaults → configuration → blueprints and error handlers."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from api import auth, db, images, status, tokens, users, workloads
+from api.config import ApiConfig
+from api.errors import register_error_handlers
+from api.notify import ControllerNotifier
+from api.storage import ImageStore
+from datastore import connect
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: ApiConfig, test_config: dict | None = None) -> Flask:
+    """Build the API for `config`; `test_config` overrides Flask settings in tests."""
+    app = Flask(__name__)
+    app.config.update(
+        DPIP=config,
+        MAX_CONTENT_LENGTH=config.max_upload_bytes,
+        JSON_SORT_KEYS=False,
+    )
+    if test_config:
+        app.config.update(test_config)
+    config.images_dir.mkdir(parents=True, exist_ok=True)
+    connect(config.database_path).close()  # create the schema before the first request
+    app.extensions["dpip_images"] = ImageStore(config.images_dir)
+    app.extensions["dpip_notifier"] = ControllerNotifier(config.controller_address)
+    db.init_app(app)
+    tokens.init_app(app, config.jwt_secret, config.token_ttl_seconds)
+    register_error_handlers(app)
+    for blueprint in (auth.bp, workloads.bp, images.bp, users.bp, status.bp):
+        app.register_blueprint(blueprint)
+    return app

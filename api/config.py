@@ -1,0 +1,26 @@
+"""The API's configuration, filled from CLI flags and DPIP_* environment variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dpip import defaults
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """Everything the API process needs to know."""
+
+    data_dir: Path
+    images_dir: Path
+    jwt_secret: str
+    controller_address: str | None = None  # host:port of the controller, for job hints
+    max_upload_bytes: int = defaults.MAX_UPLOAD_BYTES
+    max_image_pixels: int = defaults.MAX_IMAGE_PIXELS
+    token_ttl_seconds: int = defaults.TOKEN_TTL_SECONDS
+    dead_after_intervals: int = defaults.DEAD_AFTER_INTERVALS
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / defaults.DATABASE_FILE

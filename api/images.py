@@ -1,0 +1,130 @@
+"""Images: users upload originals, workers upload results, both download by number."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+from flask import Blueprint, current_app, jsonify, request, send_file
+from flask_jwt_extended import jwt_required
+
+from api.access import visible_workload
+from api.db import get_db
+from api.errors import APIError, bad_request, forbidden, not_found
+from api.inputs import parse_id, request_fields
+from api.storage import ImageStore, storage_error
+from api.tokens import Principal, current_principal
+from datastore import jobs, transaction, workloads
+from imaging import ImageInfo, ImageTooLarge, NotAnImage, inspect_image
+from imaging.inspection import ALLOWED_FORMATS
+
+bp = Blueprint("images", __name__)
+
+WORKLOAD_HINT = "; images are numbered per workload, so add ?workload_id=<id>"
+
+
+def _store() -> ImageStore:
+    return current_app.extensions["dpip_images"]
+
+
+def _image_type(fields: dict) -> str:
+    kind = fields.get("type") or "original"
+    if kind not in ("original", "filtered"):
+        raise bad_request("'type' must be 'original' or 'filtered'", "invalid_field")
+    return kind
+
+
+def _inspect_upload() -> tuple[bytes, ImageInfo]:
+    upload = request.files.get("data") or request.files.get("file")
+    if upload is None:
+        raise bad_request("send the image as multipart file field 'data'", "missing_field")
+    data = upload.read()
+    try:
+        return data, inspect_image(data, current_app.config["DPIP"].max_image_pixels)
+    except ImageTooLarge as e:
+        raise APIError(413, "image_too_large", str(e)) from e
+    except NotAnImage as e:
+        raise bad_request(str(e), "not_an_image") from e
+
+
+def _commit_file(temp, final) -> None:
+    try:
+        os.replace(temp, final)
+    except OSError as e:
+        raise storage_error(e) from e
+
+
+def _store_original(
+    principal: Principal, workload: sqlite3.Row, data: bytes, info: ImageInfo
+) -> int:
+    if principal.is_worker:
+        raise forbidden("workers may upload only filtered results")
+    store = _store()
+    temp = store.write_temp(workload["dir_name"], data)
+    try:
+        with transaction(get_db()) as db:
+            number = workloads.add_original(
+                db, workload["id"], info.format, info.width, info.height
+            )
+            _commit_file(temp, store.path(workload["dir_name"], number, "original", info.extension))
+    finally:
+        temp.unlink(missing_ok=True)
+    current_app.extensions["dpip_notifier"].poke()
+    return number
+
+
+def _store_filtered(principal: Principal, workload: sqlite3.Row, number: int, data: bytes) -> None:
+    if not principal.is_worker:
+        raise forbidden("only the worker running the job may upload a filtered result")
+    store = _store()
+    image = workloads.get_image(get_db(), workload["id"], number)
+    if image is None:
+        raise not_found(f"image {number} does not exist in workload {workload['id']}")
+    temp = store.write_temp(workload["dir_name"], data)
+    extension = ALLOWED_FORMATS[image["format"]]
+    try:
+        with transaction(get_db()) as db:
+            if not jobs.complete_job(db, workload["id"], number, principal.id):
+                raise APIError(409, "job_not_assigned", "this job is no longer assigned to you")
+            _commit_file(temp, store.path(workload["dir_name"], number, "filtered", extension))
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+@bp.post("/images")
+@jwt_required()
+def upload_image():
+    principal = current_principal()
+    fields = request_fields()
+    kind = _image_type(fields)
+    workload = visible_workload(principal, parse_id(fields, "workload_id"))
+    data, info = _inspect_upload()
+    if kind == "original":
+        number = _store_original(principal, workload, data, info)
+    else:
+        number = parse_id(fields, "image_id", " (the number of the original)")
+        _store_filtered(principal, workload, number, data)
+    return jsonify(workload_id=workload["id"], image_id=number, type=kind), 201
+
+
+@bp.get("/images/<int:image_id>")
+@jwt_required()
+def download_image(image_id: int):
+    principal = current_principal()
+    fields = request_fields(include_query=True)
+    kind = _image_type(fields)
+    workload = visible_workload(principal, parse_id(fields, "workload_id", WORKLOAD_HINT))
+    image = workloads.get_image(get_db(), workload["id"], image_id)
+    if image is None:
+        raise not_found(f"image {image_id} does not exist in workload {workload['id']}")
+    if principal.is_worker and (
+        kind != "original" or not jobs.is_assigned(get_db(), workload["id"], image_id, principal.id)
+    ):
+        raise not_found(f"image {image_id} is not part of a job assigned to you")
+    if kind == "filtered" and image["status"] != jobs.DONE:
+        detail = f"failed: {image['error']}" if image["status"] == jobs.FAILED else "not ready yet"
+        raise not_found(f"image {image_id} has no filtered result ({detail})")
+    path = _store().path(workload["dir_name"], image_id, kind, ALLOWED_FORMATS[image["format"]])
+    if not path.is_file():
+        raise not_found(f"the {kind} file of image {image_id} is missing")
+    return send_file(path, mimetype=ImageInfo(image["format"], 0, 0).mime_type, max_age=0)

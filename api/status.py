@@ -1,0 +1,61 @@
+"""System status: time, the caller's active workloads and every worker's latest telemetry."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from flask import Blueprint, current_app, jsonify
+from flask_jwt_extended import jwt_required
+
+from api.access import require_person
+from api.db import get_db
+from datastore import workers, workloads
+
+bp = Blueprint("status", __name__)
+
+SYSTEM_NAME = "DPIP"
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+
+
+@bp.get("/status")
+@jwt_required()
+def status():
+    principal = require_person()
+    db = get_db()
+    dead_after = current_app.config["DPIP"].dead_after_intervals
+    active = []
+    for workload_id in workloads.active_workload_ids(db):
+        row = workloads.get_workload(db, workload_id)
+        if principal.is_admin or row["user_id"] == principal.id:
+            progress = workloads.workload_progress(db, workload_id)
+            active.append(
+                {
+                    "workload_id": workload_id,
+                    "workload_name": row["name"],
+                    "status": progress.status.value,
+                    "running_jobs": progress.running,
+                }
+            )
+    return jsonify(
+        system_name=SYSTEM_NAME,
+        server_time=datetime.now(UTC).isoformat(timespec="milliseconds"),
+        active_workloads=active,
+        workers=[
+            {
+                "name": row["name"],
+                "tags": json.loads(row["tags"]),
+                "cpu": row["cpu_percent"],
+                "memory": row["memory_percent"],
+                "gpu": json.loads(row["gpu"]) if row["gpu"] else None,
+                "running_jobs": row["running_jobs"],
+                "concurrency": row["concurrency"],
+                "last_seen": _iso(row["last_seen"]),
+                "alive": workers.is_alive(row, dead_after),
+            }
+            for row in workers.list_workers(db)
+        ],
+    )

@@ -1,0 +1,52 @@
+"""Image files on disk: one directory per workload, written to a temp name then renamed."""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+from api.errors import APIError
+
+KINDS = ("original", "filtered")
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+
+
+class ImageStore:
+    """Paths and atomic writes under the images root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, dir_name: str, number: int, kind: str, extension: str) -> Path:
+        return self.root / dir_name / f"{number}.{kind}.{extension}"
+
+    def write_temp(self, dir_name: str, data: bytes) -> Path:
+        """Write `data` to a hidden temp file in the workload's directory and return its path."""
+        directory = self.root / dir_name
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=directory, prefix=".upload-", suffix=".tmp")
+        except OSError as e:
+            raise storage_error(e) from e
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        except OSError as e:
+            Path(name).unlink(missing_ok=True)
+            raise storage_error(e) from e
+        return Path(name)
+
+    def remove_workload(self, dir_name: str) -> None:
+        directory = self.root / dir_name
+        if directory.is_dir():
+            for child in directory.iterdir():
+                child.unlink(missing_ok=True)
+            directory.rmdir()
+
+
+def storage_error(e: OSError) -> APIError:
+    if e.errno in _NO_SPACE:
+        return APIError(507, "insufficient_storage", "the image store is full; try again later")
+    return APIError(500, "storage_error", f"the image store failed: {e.strerror}")

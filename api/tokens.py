@@ -1,0 +1,108 @@
+"""JWT set-up: who a token belongs to, revocation, and minting tokens outside a request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import Flask
+from flask_jwt_extended import JWTManager, create_access_token, current_user
+
+from api.db import get_db
+from api.errors import error_response
+from datastore import users, workers
+from protocol import UserRole
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The user or worker a request acts for."""
+
+    id: int
+    name: str
+    role: UserRole
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is UserRole.ADMIN
+
+    @property
+    def is_worker(self) -> bool:
+        return self.role is UserRole.WORKER
+
+
+def configure_jwt(app: Flask, secret: str, ttl_seconds: int) -> JWTManager:
+    """Set flask-jwt-extended's options; the controller calls this too, to mint worker tokens."""
+    app.config.update(
+        JWT_SECRET_KEY=secret,
+        JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=ttl_seconds),
+        JWT_TOKEN_LOCATION=["headers"],
+        JWT_ALGORITHM="HS256",
+    )
+    return JWTManager(app)
+
+
+def mint_token(identity: int, role: UserRole, ttl_seconds: int | None = None) -> str:
+    """Create a signed access token (inside an app context)."""
+    expires = timedelta(seconds=ttl_seconds) if ttl_seconds else None
+    return create_access_token(
+        identity=str(identity), additional_claims={"role": role.value}, expires_delta=expires
+    )
+
+
+def mint_worker_token(secret: str, worker_id: int, ttl_seconds: int) -> str:
+    """Create a worker token outside the API process (the controller does this at join)."""
+    app = Flask("dpip-token-mint")
+    configure_jwt(app, secret, ttl_seconds)
+    with app.app_context():
+        return mint_token(worker_id, UserRole.WORKER)
+
+
+def current_principal() -> Principal:
+    return current_user
+
+
+def init_app(app: Flask, secret: str, ttl_seconds: int) -> None:
+    """Configure JWTs with lookups in the datastore and errors in the API's JSON shape."""
+    jwt = configure_jwt(app, secret, ttl_seconds)
+
+    @jwt.user_lookup_loader
+    def load_principal(_header: dict, payload: dict) -> Principal | None:
+        identity = int(payload["sub"])
+        if payload.get("role") == UserRole.WORKER.value:
+            row = workers.get_worker(get_db(), identity)
+            return None if row is None else Principal(row["id"], row["name"], UserRole.WORKER)
+        row = users.find_user_by_id(get_db(), identity)
+        return None if row is None else Principal(row["id"], row["username"], UserRole(row["role"]))
+
+    @jwt.token_in_blocklist_loader
+    def is_revoked(_header: dict, payload: dict) -> bool:
+        return users.is_token_revoked(get_db(), payload["jti"])
+
+    @jwt.unauthorized_loader
+    def missing_token(reason: str):
+        return error_response(
+            401,
+            "missing_token",
+            f"{reason}: log in at /login and send 'Authorization: Bearer <token>'",
+        )
+
+    @jwt.invalid_token_loader
+    def invalid_token(reason: str):
+        return error_response(
+            401, "invalid_token", f"the token is not valid ({reason}); log in again"
+        )
+
+    @jwt.expired_token_loader
+    def expired_token(_header: dict, _payload: dict):
+        return error_response(401, "token_expired", "the token has expired; log in again")
+
+    @jwt.revoked_token_loader
+    def revoked_token(_header: dict, _payload: dict):
+        return error_response(401, "token_revoked", "the token was revoked by logout; log in again")
+
+    @jwt.user_lookup_error_loader
+    def unknown_principal(_header: dict, _payload: dict):
+        return error_response(
+            401, "unknown_user", "the token's user no longer exists; log in again"
+        )

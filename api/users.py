@@ -1,0 +1,114 @@
+"""User administration: admins manage everyone; users may change their own password."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from flask import Blueprint, current_app, jsonify
+from flask_jwt_extended import jwt_required
+
+from api.access import require_admin, require_person
+from api.db import get_db
+from api.errors import APIError, bad_request, not_found
+from api.inputs import request_fields
+from datastore import transaction, users, workloads
+from protocol import UserRole
+
+bp = Blueprint("users", __name__)
+
+MIN_PASSWORD_CHARS = 8
+
+
+def describe_user(row: sqlite3.Row) -> dict:
+    return {"username": row["username"], "role": row["role"]}
+
+
+def _password(value) -> str:
+    if not isinstance(value, str) or len(value) < MIN_PASSWORD_CHARS:
+        raise bad_request(
+            f"'password' must be a string of at least {MIN_PASSWORD_CHARS} characters",
+            "invalid_password",
+        )
+    return value
+
+
+def _role(value) -> UserRole:
+    if value not in (UserRole.ADMIN.value, UserRole.USER.value):
+        raise bad_request("'role' must be 'admin' or 'user'", "invalid_role")
+    return UserRole(value)
+
+
+def _existing(username: str) -> sqlite3.Row:
+    row = users.find_user_by_name(get_db(), username)
+    if row is None:
+        raise not_found(f"user {username!r} does not exist")
+    return row
+
+
+@bp.get("/users")
+@jwt_required()
+def list_users():
+    require_admin()
+    return jsonify(users=[describe_user(row) for row in users.list_users(get_db())])
+
+
+@bp.post("/users")
+@jwt_required()
+def create_user():
+    require_admin()
+    fields = request_fields()
+    username = fields.get("username")
+    if not isinstance(username, str) or not username.isprintable() or not 0 < len(username) <= 64:
+        raise bad_request("'username' must be 1-64 printable characters", "invalid_username")
+    password = _password(fields.get("password"))
+    role = _role(fields.get("role", UserRole.USER.value))
+    try:
+        with transaction(get_db()) as db:
+            row = users.create_user(db, username, password, role)
+    except users.UserExists as e:
+        raise APIError(409, "duplicate_username", str(e)) from e
+    return jsonify(describe_user(row)), 201
+
+
+@bp.get("/users/<username>")
+@jwt_required()
+def get_user(username: str):
+    principal = require_person()
+    if not principal.is_admin and principal.name != username:
+        raise not_found(f"user {username!r} does not exist")
+    return jsonify(describe_user(_existing(username)))
+
+
+@bp.route("/users/<username>", methods=["PUT", "PATCH"])
+@jwt_required()
+def update_user(username: str):
+    principal = require_person()
+    if not principal.is_admin and principal.name != username:
+        raise not_found(f"user {username!r} does not exist")
+    _existing(username)
+    fields = request_fields()
+    password = _password(fields["password"]) if "password" in fields else None
+    role = None
+    if "role" in fields:
+        require_admin()
+        role = _role(fields["role"])
+    if password is None and role is None:
+        raise bad_request("send 'password' and/or 'role'", "missing_field")
+    with transaction(get_db()) as db:
+        users.update_user(db, username, password, role)
+    return jsonify(describe_user(_existing(username)))
+
+
+@bp.delete("/users/<username>")
+@jwt_required()
+def delete_user(username: str):
+    principal = require_admin()
+    if principal.name == username:
+        raise bad_request("you cannot delete yourself", "cannot_delete_self")
+    row = _existing(username)
+    owned = workloads.list_workloads(get_db(), row["id"])
+    with transaction(get_db()) as db:
+        users.delete_user(db, username)
+    for workload in owned:
+        current_app.extensions["dpip_images"].remove_workload(workload["dir_name"])
+    return jsonify(deleted=username)

@@ -1,0 +1,111 @@
+"""Open the SQLite datastore in WAL mode and create its schema."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    username TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    role TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS revoked_tokens (
+    jti TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS workloads (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    dir_name TEXT NOT NULL UNIQUE,
+    filter TEXT NOT NULL,
+    params TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    next_image_number INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    UNIQUE (user_id, name)
+);
+CREATE TABLE IF NOT EXISTS images (
+    workload_id INTEGER NOT NULL REFERENCES workloads(id) ON DELETE CASCADE,
+    number INTEGER NOT NULL,
+    format TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (workload_id, number)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS workers (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    tags TEXT NOT NULL,
+    concurrency INTEGER NOT NULL,
+    rpc_host TEXT NOT NULL,
+    rpc_port INTEGER NOT NULL,
+    alive INTEGER NOT NULL,
+    joined_at REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    telemetry_interval_ms INTEGER NOT NULL,
+    cpu_percent REAL NOT NULL DEFAULT 0,
+    memory_percent REAL NOT NULL DEFAULT 0,
+    gpu TEXT,
+    running_jobs INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    workload_id INTEGER NOT NULL,
+    image_number INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    worker_id INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT '',
+    queued_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    UNIQUE (workload_id, image_number),
+    FOREIGN KEY (workload_id, image_number)
+        REFERENCES images(workload_id, number) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs(status, id);
+CREATE INDEX IF NOT EXISTS jobs_by_workload_status ON jobs(workload_id, status);
+CREATE INDEX IF NOT EXISTS jobs_by_worker ON jobs(worker_id, status);
+"""
+
+
+class StoreError(RuntimeError):
+    """Raised when the datastore cannot be opened or written."""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open the datastore at `path` (creating its schema), in WAL mode with autocommit."""
+    try:
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        if not conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='jobs'"
+        ).fetchone():
+            conn.executescript(SCHEMA)
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot open datastore {path}: {e}") from e
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Run the block as one write transaction, taken up front so it never deadlocks."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

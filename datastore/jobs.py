@@ -1,0 +1,156 @@
+"""Job state transitions: queued → running → done | queued (retry) | failed.
+
+Every transition is one conditional UPDATE, so a late or duplicate event changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from protocol import JobStatus
+
+QUEUED, RUNNING, DONE, FAILED = (s.value for s in JobStatus)
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    """A job waiting for a worker, with what placement needs to know about it."""
+
+    job_id: int
+    workload_id: int
+    image_number: int
+    filter_name: str
+    params: dict[str, Any]
+    tags: frozenset[str]
+    attempts: int
+    last_worker_id: int | None
+
+
+def load_queued_jobs(
+    conn: sqlite3.Connection, after_id: int = 0, job_ids: list[int] | None = None
+) -> list[QueuedJob]:
+    """Return queued jobs with an id above `after_id` (or among `job_ids`), oldest first."""
+    query = (
+        "SELECT jobs.id, jobs.workload_id, jobs.image_number, jobs.attempts, jobs.worker_id,"
+        " workloads.filter, workloads.params, workloads.tags"
+        " FROM jobs JOIN workloads ON workloads.id = jobs.workload_id"
+        " WHERE jobs.status = ? AND jobs.id > ?"
+    )
+    args: list = [QUEUED, after_id]
+    if job_ids is not None:
+        query += f" AND jobs.id IN ({','.join('?' * len(job_ids))})"
+        args += job_ids
+    rows = conn.execute(query + " ORDER BY jobs.id", args).fetchall()
+    return [
+        QueuedJob(
+            job_id=row["id"],
+            workload_id=row["workload_id"],
+            image_number=row["image_number"],
+            filter_name=row["filter"],
+            params=json.loads(row["params"]),
+            tags=frozenset(json.loads(row["tags"])),
+            attempts=row["attempts"],
+            last_worker_id=row["worker_id"],
+        )
+        for row in rows
+    ]
+
+
+def assign_job(conn: sqlite3.Connection, job_id: int, worker_id: int) -> int | None:
+    """Mark a queued job as running on a worker; return its attempt number, None if not queued."""
+    row = conn.execute(
+        "UPDATE jobs SET status = ?, worker_id = ?, attempts = attempts + 1, started_at = ?"
+        " WHERE id = ? AND status = ? RETURNING attempts",
+        (RUNNING, worker_id, time.time(), job_id, QUEUED),
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def unassign_job(conn: sqlite3.Connection, job_id: int, worker_id: int) -> None:
+    """Put back a job the worker never received; the attempt does not count."""
+    conn.execute(
+        "UPDATE jobs SET status = ?, attempts = attempts - 1, started_at = NULL"
+        " WHERE id = ? AND status = ? AND worker_id = ?",
+        (QUEUED, job_id, RUNNING, worker_id),
+    )
+
+
+def is_assigned(conn: sqlite3.Connection, workload_id: int, number: int, worker_id: int) -> bool:
+    """Whether the image's job runs on this worker now."""
+    return (
+        conn.execute(
+            "SELECT 1 FROM jobs WHERE workload_id = ? AND image_number = ?"
+            " AND status = ? AND worker_id = ?",
+            (workload_id, number, RUNNING, worker_id),
+        ).fetchone()
+        is not None
+    )
+
+
+def complete_job(conn: sqlite3.Connection, workload_id: int, number: int, worker_id: int) -> bool:
+    """Mark the image's job done if this worker still holds it; False means a stale result."""
+    return (
+        conn.execute(
+            "UPDATE jobs SET status = ?, finished_at = ?, error = ''"
+            " WHERE workload_id = ? AND image_number = ? AND status = ? AND worker_id = ?",
+            (DONE, time.time(), workload_id, number, RUNNING, worker_id),
+        ).rowcount
+        > 0
+    )
+
+
+def fail_attempt(
+    conn: sqlite3.Connection, job_id: int, worker_id: int, error: str, max_attempts: int
+) -> JobStatus | None:
+    """Record a failed attempt: back to the queue, or failed at the attempt limit."""
+    row = conn.execute(
+        "UPDATE jobs SET status = CASE WHEN attempts >= ? THEN ? ELSE ? END, error = ?,"
+        " finished_at = CASE WHEN attempts >= ? THEN ? ELSE NULL END"
+        " WHERE id = ? AND status = ? AND worker_id = ? RETURNING status",
+        (
+            max_attempts,
+            FAILED,
+            QUEUED,
+            error,
+            max_attempts,
+            time.time(),
+            job_id,
+            RUNNING,
+            worker_id,
+        ),
+    ).fetchone()
+    return None if row is None else JobStatus(row[0])
+
+
+def release_worker_jobs(
+    conn: sqlite3.Connection,
+    worker_id: int,
+    keep_job_ids: frozenset[int],
+    error: str,
+    max_attempts: int,
+) -> list[int]:
+    """Take back a worker's running jobs except `keep_job_ids`; return the ids requeued."""
+    rows = conn.execute(
+        "SELECT id FROM jobs WHERE worker_id = ? AND status = ?", (worker_id, RUNNING)
+    ).fetchall()
+    requeued = []
+    for (job_id,) in rows:
+        if job_id in keep_job_ids:
+            continue
+        if fail_attempt(conn, job_id, worker_id, error, max_attempts) is JobStatus.QUEUED:
+            requeued.append(job_id)
+    return requeued
+
+
+def running_jobs_by_worker(conn: sqlite3.Connection) -> dict[int, set[int]]:
+    """Map each worker id to the ids of the jobs it runs, per the datastore."""
+    running: dict[int, set[int]] = {}
+    for job_id, worker_id in conn.execute(
+        "SELECT id, worker_id FROM jobs WHERE status = ?", (RUNNING,)
+    ):
+        running.setdefault(worker_id, set()).add(job_id)
+    return running

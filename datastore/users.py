@@ -1,0 +1,90 @@
+"""Users and revoked tokens: passwords are kept only as slow-KDF hashes."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from protocol import UserRole
+
+
+class UserExists(ValueError):
+    """Raised when a username is already taken."""
+
+
+def create_user(
+    conn: sqlite3.Connection, username: str, password: str, role: UserRole = UserRole.USER
+) -> sqlite3.Row:
+    """Add a user with a hashed password and return its row."""
+    try:
+        conn.execute(
+            "INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, ?, ?)",
+            (username, generate_password_hash(password), role.value, time.time()),
+        )
+    except sqlite3.IntegrityError as e:
+        raise UserExists(f"user {username!r} already exists") from e
+    return find_user_by_name(conn, username)
+
+
+def ensure_user(conn: sqlite3.Connection, username: str, password: str, role: UserRole) -> bool:
+    """Create the user unless it exists; return whether it was created."""
+    try:
+        create_user(conn, username, password, role)
+    except UserExists:
+        return False
+    return True
+
+
+def find_user_by_name(conn: sqlite3.Connection, username: str) -> sqlite3.Row | None:
+    return conn.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
+
+
+def find_user_by_id(conn: sqlite3.Connection, user_id: int) -> sqlite3.Row | None:
+    return conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
+
+
+def authenticate(conn: sqlite3.Connection, username: str, password: str) -> sqlite3.Row | None:
+    """Return the user when the password matches its hash."""
+    user = find_user_by_name(conn, username)
+    if user is None or not check_password_hash(user["password_hash"], password):
+        return None
+    return user
+
+
+def list_users(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    return conn.execute("SELECT * FROM users ORDER BY id").fetchall()
+
+
+def delete_user(conn: sqlite3.Connection, username: str) -> bool:
+    """Delete the user and (by cascade) its workloads, images and jobs."""
+    return conn.execute("DELETE FROM users WHERE username = ?", (username,)).rowcount > 0
+
+
+def update_user(
+    conn: sqlite3.Connection,
+    username: str,
+    password: str | None = None,
+    role: UserRole | None = None,
+) -> None:
+    """Change a user's password and/or role."""
+    if password is not None:
+        conn.execute(
+            "UPDATE users SET password_hash = ? WHERE username = ?",
+            (generate_password_hash(password), username),
+        )
+    if role is not None:
+        conn.execute("UPDATE users SET role = ? WHERE username = ?", (role.value, username))
+
+
+def revoke_token(conn: sqlite3.Connection, jti: str, expires_at: float) -> None:
+    """Record a token as revoked until it would have expired anyway."""
+    conn.execute(
+        "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) VALUES (?, ?)", (jti, expires_at)
+    )
+    conn.execute("DELETE FROM revoked_tokens WHERE expires_at < ?", (time.time(),))
+
+
+def is_token_revoked(conn: sqlite3.Connection, jti: str) -> bool:
+    return conn.execute("SELECT 1 FROM revoked_tokens WHERE jti = ?", (jti,)).fetchone() is not None

@@ -1,0 +1,172 @@
+"""Workloads and their images: numbering, per-status counts and the jobs created with them."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from protocol import JobStatus, WorkloadStatus
+
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class WorkloadExists(ValueError):
+    """Raised when the user already has a workload of that name."""
+
+
+def safe_dir_name(workload_id: int, name: str) -> str:
+    """Build a directory name from a workload name: no separators, no dot-dot, unique by id."""
+    slug = _UNSAFE_CHARS.sub("_", name).strip("._")[:64] or "workload"
+    return f"{workload_id}-{slug}"
+
+
+def create_workload(
+    conn: sqlite3.Connection,
+    user_id: int,
+    name: str,
+    filter_name: str,
+    params: dict[str, Any],
+    tags: list[str],
+) -> sqlite3.Row:
+    """Insert a workload (call inside a transaction) and return its row."""
+    try:
+        cursor = conn.execute(
+            "INSERT INTO workloads (user_id, name, dir_name, filter, params, tags, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                user_id,
+                name,
+                f"pending-{time.time_ns()}",
+                filter_name,
+                json.dumps(params),
+                json.dumps(tags),
+                time.time(),
+            ),
+        )
+    except sqlite3.IntegrityError as e:
+        raise WorkloadExists(f"you already have a workload named {name!r}") from e
+    workload_id = cursor.lastrowid
+    conn.execute(
+        "UPDATE workloads SET dir_name = ? WHERE id = ?",
+        (safe_dir_name(workload_id, name), workload_id),
+    )
+    return get_workload(conn, workload_id)
+
+
+def get_workload(conn: sqlite3.Connection, workload_id: int) -> sqlite3.Row | None:
+    return conn.execute("SELECT * FROM workloads WHERE id = ?", (workload_id,)).fetchone()
+
+
+def list_workloads(conn: sqlite3.Connection, user_id: int | None) -> list[sqlite3.Row]:
+    """Return a user's workloads, or everyone's when `user_id` is None."""
+    if user_id is None:
+        return conn.execute("SELECT * FROM workloads ORDER BY id").fetchall()
+    return conn.execute(
+        "SELECT * FROM workloads WHERE user_id = ? ORDER BY id", (user_id,)
+    ).fetchall()
+
+
+def add_original(
+    conn: sqlite3.Connection, workload_id: int, image_format: str, width: int, height: int
+) -> int:
+    """Number a new original image and queue its job (call inside a transaction)."""
+    number = conn.execute(
+        "UPDATE workloads SET next_image_number = next_image_number + 1 WHERE id = ?"
+        " RETURNING next_image_number - 1",
+        (workload_id,),
+    ).fetchone()[0]
+    now = time.time()
+    conn.execute(
+        "INSERT INTO images (workload_id, number, format, width, height, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (workload_id, number, image_format, width, height, now),
+    )
+    conn.execute(
+        "INSERT INTO jobs (workload_id, image_number, status, queued_at) VALUES (?, ?, ?, ?)",
+        (workload_id, number, JobStatus.QUEUED.value, now),
+    )
+    return number
+
+
+def get_image(conn: sqlite3.Connection, workload_id: int, number: int) -> sqlite3.Row | None:
+    """Return the image joined with its job's status, worker and error."""
+    return conn.execute(
+        "SELECT images.*, jobs.status, jobs.worker_id, jobs.error FROM images"
+        " JOIN jobs ON jobs.workload_id = images.workload_id"
+        " AND jobs.image_number = images.number"
+        " WHERE images.workload_id = ? AND images.number = ?",
+        (workload_id, number),
+    ).fetchone()
+
+
+@dataclass
+class WorkloadProgress:
+    """How many of a workload's jobs are in each status, and which are done or failed."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    filtered_images: list[int] = field(default_factory=list)
+    failed_images: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def running(self) -> int:
+        return self.counts.get(JobStatus.RUNNING.value, 0)
+
+    @property
+    def status(self) -> WorkloadStatus:
+        return workload_status(self.counts)
+
+
+def workload_status(counts: dict[str, int]) -> WorkloadStatus:
+    """Derive a workload's status from its per-status job counts."""
+    if counts.get(JobStatus.RUNNING.value, 0):
+        return WorkloadStatus.RUNNING
+    if counts.get(JobStatus.QUEUED.value, 0) or not sum(counts.values()):
+        return WorkloadStatus.SCHEDULING
+    return WorkloadStatus.COMPLETED
+
+
+def workload_progress(conn: sqlite3.Connection, workload_id: int) -> WorkloadProgress:
+    """Count a workload's jobs by status and list its filtered and failed images."""
+    progress = WorkloadProgress()
+    for row in conn.execute(
+        "SELECT status, COUNT(*) FROM jobs WHERE workload_id = ? GROUP BY status", (workload_id,)
+    ):
+        progress.counts[row[0]] = row[1]
+    if progress.counts.get(JobStatus.DONE.value):
+        progress.filtered_images = [
+            row[0]
+            for row in conn.execute(
+                "SELECT image_number FROM jobs WHERE workload_id = ? AND status = ?"
+                " ORDER BY image_number",
+                (workload_id, JobStatus.DONE.value),
+            )
+        ]
+    if progress.counts.get(JobStatus.FAILED.value):
+        progress.failed_images = [
+            {"image_id": row[0], "error": row[1]}
+            for row in conn.execute(
+                "SELECT image_number, error FROM jobs WHERE workload_id = ? AND status = ?"
+                " ORDER BY image_number",
+                (workload_id, JobStatus.FAILED.value),
+            )
+        ]
+    return progress
+
+
+def active_workload_ids(conn: sqlite3.Connection) -> list[int]:
+    """Workloads with a job queued or running."""
+    return [
+        row[0]
+        for row in conn.execute(
+            "SELECT DISTINCT workload_id FROM jobs WHERE status IN (?, ?) ORDER BY workload_id",
+            (JobStatus.QUEUED.value, JobStatus.RUNNING.value),
+        )
+    ]

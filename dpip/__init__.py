@@ -1,0 +1,1 @@
+"""DPIP command line, process supervision and cluster-wide settings."""

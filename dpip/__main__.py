@@ -1,0 +1,3 @@
+from dpip.cli import main
+
+main()

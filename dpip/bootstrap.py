@@ -1,0 +1,37 @@
+"""First start: the datastore, the secrets and the first admin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import datastore
+from datastore import users
+from dpip import defaults, secrets
+from protocol import UserRole
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """What a process learns from preparing the data dir."""
+
+    jwt_secret: str
+    join_token: str
+    admin_password: str | None  # set only when the admin was created just now
+
+
+def prepare_data_dir(data_dir: Path) -> Bootstrap:
+    """Create the datastore, the secrets (mode 0600) and user admin if they are missing."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    conn = datastore.connect(data_dir / defaults.DATABASE_FILE)
+    try:
+        password, _ = secrets.admin_password(data_dir)
+        created = users.ensure_user(conn, defaults.ADMIN_USERNAME, password, UserRole.ADMIN)
+    finally:
+        conn.close()
+    return Bootstrap(
+        jwt_secret=secrets.jwt_secret(data_dir),
+        join_token=secrets.join_token(data_dir),
+        admin_password=password if created else None,
+    )

@@ -1,0 +1,308 @@
+"""The `dpip` console script: run the system or its parts, and administer users."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+import datastore
+from dpip import defaults
+from dpip.bootstrap import prepare_data_dir
+from dpip.paths import configure_logging, default_data_dir, default_images_dir
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="datastore and secrets [default: $DPIP_DATA_DIR or ./dpip-data]",
+)
+images_dir_option = click.option(
+    "--images-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="image store [default: $DPIP_IMAGES_DIR or ./images]",
+)
+
+
+def _dirs(data_dir: Path | None, images_dir: Path | None) -> tuple[Path, Path]:
+    return (
+        (data_dir or default_data_dir()).resolve(),
+        (images_dir or default_images_dir()).resolve(),
+    )
+
+
+def _announce_admin(password: str | None, data_dir: Path) -> None:
+    if password:
+        click.echo(f"First start: user '{defaults.ADMIN_USERNAME}' with password: {password}")
+        click.echo(f"(stored in {data_dir / defaults.ADMIN_PASSWORD_FILE}, mode 0600)")
+
+
+@click.group()
+def main() -> None:
+    """DPIP: distributed and parallel image processing."""
+    configure_logging()
+
+
+@main.command()
+@click.option("--host", default=defaults.API_HOST, show_default=True)
+@click.option("--port", type=int, default=defaults.API_PORT, show_default=True)
+@click.option("--controller-port", type=int, default=defaults.CONTROLLER_PORT, show_default=True)
+@click.option(
+    "--workers", type=click.IntRange(0, 64), default=defaults.LOCAL_WORKERS, show_default=True
+)
+@click.option(
+    "--worker-concurrency",
+    type=click.IntRange(1, 1024),
+    default=None,
+    help="jobs at once per local worker [default: CPU count / workers]",
+)
+@data_dir_option
+@images_dir_option
+def up(host, port, controller_port, workers, worker_concurrency, data_dir, images_dir) -> None:
+    """Start the API, the controller with its scheduler, and local workers."""
+    from dpip.supervisor import Supervisor, program, wait_for_port
+
+    data_dir, images_dir = _dirs(data_dir, images_dir)
+    boot = prepare_data_dir(data_dir)
+    common = ["--data-dir", str(data_dir)]
+    supervisor = Supervisor()
+    supervisor.add(
+        "controller",
+        [
+            *program("dpip"),
+            "controller",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(controller_port),
+            "--api-url",
+            f"http://{host}:{port}",
+            *common,
+        ],
+    )
+    supervisor.add(
+        "api",
+        [
+            *program("dpip"),
+            "api",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--controller",
+            f"127.0.0.1:{controller_port}",
+            "--images-dir",
+            str(images_dir),
+            *common,
+        ],
+    )
+    concurrency = worker_concurrency or max(1, (os.cpu_count() or 1) // max(workers, 1))
+    for index in range(1, workers + 1):
+        supervisor.add(
+            f"worker-{index}",
+            [
+                *program("worker"),
+                "--controller",
+                f"127.0.0.1:{controller_port}",
+                "--worker-name",
+                f"local-{index}",
+                "--concurrency",
+                str(concurrency),
+            ],
+            {"DPIP_JOIN_TOKEN": boot.join_token},
+        )
+
+    def ready() -> None:
+        if not wait_for_port(host, port, 30):
+            click.echo("the API did not start; see the log above", err=True)
+            supervisor.stopping.set()
+            return
+        click.echo(f"DPIP is up: http://{host}:{port}  ({workers} local worker(s))")
+        _announce_admin(boot.admin_password, data_dir)
+        click.echo("Press Ctrl-C to stop.")
+
+    sys.exit(supervisor.run(ready))
+
+
+@main.command()
+@click.option("--host", default=defaults.API_HOST, show_default=True)
+@click.option("--port", type=int, default=defaults.API_PORT, show_default=True)
+@click.option(
+    "--controller",
+    default=f"{defaults.CONTROLLER_HOST}:{defaults.CONTROLLER_PORT}",
+    show_default=True,
+    help="HOST:PORT of the controller, told about new jobs",
+)
+@click.option("--threads", type=int, default=defaults.API_THREADS, show_default=True)
+@data_dir_option
+@images_dir_option
+def api(host, port, controller, threads, data_dir, images_dir) -> None:
+    """Run the REST API alone (it shares the data dir with the controller)."""
+    import waitress
+
+    from api import ApiConfig, create_app
+
+    data_dir, images_dir = _dirs(data_dir, images_dir)
+    boot = prepare_data_dir(data_dir)
+    _announce_admin(boot.admin_password, data_dir)
+    config = ApiConfig(
+        data_dir=data_dir,
+        images_dir=images_dir,
+        jwt_secret=boot.jwt_secret,
+        controller_address=controller,
+        max_upload_bytes=int(os.environ.get("DPIP_MAX_UPLOAD_BYTES", defaults.MAX_UPLOAD_BYTES)),
+        max_image_pixels=int(os.environ.get("DPIP_MAX_IMAGE_PIXELS", defaults.MAX_IMAGE_PIXELS)),
+        token_ttl_seconds=int(os.environ.get("DPIP_TOKEN_TTL", defaults.TOKEN_TTL_SECONDS)),
+    )
+    server = waitress.create_server(create_app(config), host=host, port=port, threads=threads)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    click.echo(f"API listening on http://{host}:{port}")
+    try:
+        server.run()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.close()
+
+
+@main.command()
+@click.option(
+    "--host",
+    default=defaults.CONTROLLER_HOST,
+    show_default=True,
+    help="address the nng sockets bind to",
+)
+@click.option("--port", type=int, default=defaults.CONTROLLER_PORT, show_default=True)
+@click.option("--telemetry-port", type=int, default=0, help="0: any free port")
+@click.option("--broadcast-port", type=int, default=0, help="0: any free port")
+@click.option(
+    "--api-url",
+    default=f"http://{defaults.API_HOST}:{defaults.API_PORT}",
+    show_default=True,
+    help="where workers reach the API",
+)
+@click.option(
+    "--telemetry-interval-ms",
+    type=click.IntRange(50, 60000),
+    default=defaults.TELEMETRY_INTERVAL_MS,
+    show_default=True,
+)
+@data_dir_option
+def controller(
+    host, port, telemetry_port, broadcast_port, api_url, telemetry_interval_ms, data_dir
+) -> None:
+    """Run the controller and scheduler alone."""
+    from controller import Controller, ControllerConfig
+
+    data_dir, _ = _dirs(data_dir, None)
+    boot = prepare_data_dir(data_dir)
+    hub = Controller(
+        ControllerConfig(
+            data_dir=data_dir,
+            api_url=api_url,
+            join_token=boot.join_token,
+            jwt_secret=boot.jwt_secret,
+            host=host,
+            port=port,
+            telemetry_port=telemetry_port,
+            broadcast_port=broadcast_port,
+            telemetry_interval_ms=telemetry_interval_ms,
+        )
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    hub.start()
+    stop.wait()
+    hub.stop()
+
+
+@main.command("join-token")
+@data_dir_option
+def join_token(data_dir) -> None:
+    """Print the token workers need to join this cluster."""
+    click.echo(prepare_data_dir(_dirs(data_dir, None)[0]).join_token)
+
+
+@main.group()
+def user() -> None:
+    """Manage users."""
+
+
+def _password_from(stdin: bool) -> str:
+    if stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        raise click.UsageError("the password must have at least 8 characters")
+    return password
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="give the user the admin role")
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input")
+@data_dir_option
+def user_add(name, admin, password_stdin, data_dir) -> None:
+    """Create a user."""
+    from datastore import users
+    from protocol import UserRole
+
+    data_dir, _ = _dirs(data_dir, None)
+    prepare_data_dir(data_dir)
+    password = _password_from(password_stdin)
+    conn = datastore.connect(data_dir / defaults.DATABASE_FILE)
+    try:
+        users.create_user(conn, name, password, UserRole.ADMIN if admin else UserRole.USER)
+    except users.UserExists as e:
+        raise click.ClickException(str(e)) from e
+    finally:
+        conn.close()
+    click.echo(f"created user {name!r} ({'admin' if admin else 'user'})")
+
+
+@user.command("list")
+@data_dir_option
+def user_list(data_dir) -> None:
+    """List users and their roles."""
+    from datastore import users
+
+    data_dir, _ = _dirs(data_dir, None)
+    prepare_data_dir(data_dir)
+    conn = datastore.connect(data_dir / defaults.DATABASE_FILE)
+    try:
+        for row in users.list_users(conn):
+            click.echo(f"{row['username']}\t{row['role']}")
+    finally:
+        conn.close()
+
+
+@user.command("delete")
+@click.argument("name")
+@data_dir_option
+@images_dir_option
+def user_delete(name, data_dir, images_dir) -> None:
+    """Delete a user with its workloads and images."""
+    from api.storage import ImageStore
+    from datastore import users, workloads
+
+    data_dir, images_dir = _dirs(data_dir, images_dir)
+    conn = datastore.connect(data_dir / defaults.DATABASE_FILE)
+    try:
+        row = users.find_user_by_name(conn, name)
+        if row is None:
+            raise click.ClickException(f"user {name!r} does not exist")
+        owned = workloads.list_workloads(conn, row["id"])
+        users.delete_user(conn, name)
+    finally:
+        conn.close()
+    store = ImageStore(images_dir)
+    for workload in owned:
+        store.remove_workload(workload["dir_name"])
+    click.echo(f"deleted user {name!r} and {len(owned)} workload(s)")

@@ -1,0 +1,37 @@
+"""Every tunable with its unit, in one place; components read overrides from CLI/env."""
+
+from __future__ import annotations
+
+API_HOST = "127.0.0.1"
+API_PORT = 8080
+CONTROLLER_HOST = "127.0.0.1"
+CONTROLLER_PORT = 40899
+LOCAL_WORKERS = 2
+
+DATA_DIR = "dpip-data"  # relative to the current directory
+IMAGES_DIR = "images"  # relative to the current directory
+DATABASE_FILE = "dpip.sqlite3"
+JWT_SECRET_FILE = "jwt_secret"
+JOIN_TOKEN_FILE = "join_token"
+ADMIN_PASSWORD_FILE = "admin_password"
+ADMIN_USERNAME = "admin"
+
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+MAX_IMAGE_PIXELS = 50_000_000  # larger images are refused as decompression bombs
+TOKEN_TTL_SECONDS = 3600
+WORKER_TOKEN_TTL_SECONDS = 24 * 3600
+API_THREADS = 16
+
+TELEMETRY_INTERVAL_MS = 1000
+DEAD_AFTER_INTERVALS = 3  # a worker silent this many intervals is dead
+RECOVERY_SWEEP_MS = 2000  # how often the controller re-reads queued jobs it may have missed
+MAX_JOB_ATTEMPTS = 3
+NNG_TIMEOUT_MS = 2000  # a req/rep exchange that takes longer has failed
+NOTIFY_TIMEOUT_MS = 500  # API → controller hint; the recovery sweep covers a lost one
+
+DEFAULT_FILTER = "grayscale"
+DEFAULT_BLUR_RADIUS = 2.0
+MAX_BLUR_RADIUS = 100.0
+MAX_WORKLOAD_NAME_CHARS = 200
+MAX_TAGS = 16
+MAX_TAG_CHARS = 64

@@ -1,0 +1,75 @@
+"""Decide whether uploaded bytes are an image DPIP accepts, without trusting the client."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+ALLOWED_FORMATS = {
+    "JPEG": "jpg",
+    "PNG": "png",
+    "WEBP": "webp",
+    "BMP": "bmp",
+    "TIFF": "tiff",
+    "GIF": "gif",
+}
+
+
+class ImageRejected(ValueError):
+    """Raised when uploaded bytes cannot be accepted as an image."""
+
+
+class NotAnImage(ImageRejected):
+    """Raised when the bytes are not a readable image of an allowed format."""
+
+
+class ImageTooLarge(ImageRejected):
+    """Raised when the image has more pixels than allowed (a decompression bomb)."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the API stores about an accepted image."""
+
+    format: str
+    width: int
+    height: int
+
+    @property
+    def extension(self) -> str:
+        return ALLOWED_FORMATS[self.format]
+
+    @property
+    def mime_type(self) -> str:
+        return Image.MIME[self.format]
+
+
+def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:
+    """Return the format and size of `data`, or raise an ImageRejected subclass."""
+    if not data:
+        raise NotAnImage("the file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                info = ImageInfo(image.format or "", image.width, image.height)
+                if info.format not in ALLOWED_FORMATS:
+                    raise NotAnImage(
+                        f"format {info.format or 'unknown'} is not accepted; "
+                        f"send one of: {', '.join(sorted(ALLOWED_FORMATS))}"
+                    )
+                if info.width * info.height > max_pixels:
+                    raise ImageTooLarge(
+                        f"{info.width}x{info.height} is over the limit of {max_pixels} pixels"
+                    )
+                image.verify()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageTooLarge(f"the image is over the pixel limit: {e}") from e
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
+        if isinstance(e, ImageRejected):
+            raise
+        raise NotAnImage(f"the file is not a readable image: {e}") from e
+    return info

@@ -1,0 +1,173 @@
+"""Messages exchanged over nng and rpyc: frozen dataclasses encoded as tagged JSON.
+
+Every duration on the wire is in milliseconds. Both sides import these classes, so a
+field added here is added for everyone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+class DecodeError(ValueError):
+    """Raised when bytes from the network are not a valid protocol message."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """Base of every wire message; `kind` tags it in the JSON."""
+
+    kind: ClassVar[str] = ""
+
+    def encode(self) -> bytes:
+        """Serialize to tagged JSON bytes."""
+        return encode(self)
+
+
+@dataclass(frozen=True)
+class JoinRequest(Message):
+    """Worker → controller (req/rep): ask to join the cluster."""
+
+    kind: ClassVar[str] = "join"
+    worker_name: str
+    tags: tuple[str, ...]
+    concurrency: int
+    rpc_host: str
+    rpc_port: int
+    join_token: str
+    running_job_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class JoinAccepted(Message):
+    """Controller → worker: the worker's identity and where to talk next."""
+
+    kind: ClassVar[str] = "join_accepted"
+    worker_id: int
+    api_url: str
+    worker_token: str
+    rpc_key: str
+    telemetry_port: int
+    broadcast_port: int
+    telemetry_interval_ms: int
+    controller_instance: str
+
+
+@dataclass(frozen=True)
+class JoinRefused(Message):
+    """Controller → worker: the join was refused (bad join token, bad fields)."""
+
+    kind: ClassVar[str] = "join_refused"
+    reason: str
+
+
+@dataclass(frozen=True)
+class Telemetry(Message):
+    """Worker → controller (pub/sub): load figures, about once per interval."""
+
+    kind: ClassVar[str] = "telemetry"
+    worker_id: int
+    worker_name: str
+    cpu_percent: float
+    memory_percent: float
+    gpu: dict[str, Any] | None
+    running_job_ids: tuple[int, ...]
+    sent_at_ms: int
+
+
+@dataclass(frozen=True)
+class JobAssignment(Message):
+    """Scheduler → worker (rpyc): filter one original image."""
+
+    kind: ClassVar[str] = "job"
+    job_id: int
+    workload_id: int
+    image_number: int
+    filter_name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class JobResult(Message):
+    """Worker → controller (req/rep): how a job ended."""
+
+    kind: ClassVar[str] = "result"
+    worker_id: int
+    job_id: int
+    outcome: str
+    error: str = ""
+    duration_ms: int = 0
+
+
+@dataclass(frozen=True)
+class JobsQueued(Message):
+    """API → controller (req/rep): new jobs wait in the datastore."""
+
+    kind: ClassVar[str] = "jobs_queued"
+    workload_id: int = 0
+
+
+@dataclass(frozen=True)
+class Ack(Message):
+    """Controller → requester: the request was taken."""
+
+    kind: ClassVar[str] = "ack"
+    ok: bool = True
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ControllerHeartbeat(Message):
+    """Controller → all workers (pub/sub): the controller lives; which instance it is."""
+
+    kind: ClassVar[str] = "heartbeat"
+    controller_instance: str
+    sent_at_ms: int
+    interval_ms: int
+
+
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    cls.kind: cls
+    for cls in (
+        JoinRequest,
+        JoinAccepted,
+        JoinRefused,
+        Telemetry,
+        JobAssignment,
+        JobResult,
+        JobsQueued,
+        Ack,
+        ControllerHeartbeat,
+    )
+}
+
+
+def encode(message: Message) -> bytes:
+    """Serialize a message to tagged JSON bytes."""
+    payload = dataclasses.asdict(message)
+    payload["kind"] = message.kind
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def decode(data: bytes, expected: type[Message] | None = None) -> Message:
+    """Parse tagged JSON bytes into a message, optionally of one expected type."""
+    try:
+        payload = json.loads(data)
+        cls = MESSAGE_TYPES[payload.pop("kind")]
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values = {
+            name: tuple(value)
+            if isinstance(value, list) and "tuple" in str(fields[name].type)
+            else value
+            for name, value in payload.items()
+        }
+        message = cls(**values)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise DecodeError(f"not a protocol message: {e}") from e
+    if expected is not None and not isinstance(message, expected):
+        raise DecodeError(f"expected {expected.kind}, got {message.kind}")
+    return message

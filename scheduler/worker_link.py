@@ -1,0 +1,65 @@
+"""The scheduler's rpyc connection to one worker's JobService; rpyc errors stop here."""
+
+from __future__ import annotations
+
+import logging
+
+import rpyc
+from rpyc.core.vinegar import GenericException
+from rpyc.utils.factory import connect_stream
+
+from protocol import JobAssignment
+
+log = logging.getLogger(__name__)
+
+CLIENT_CONFIG = {
+    "allow_public_attrs": False,
+    "allow_all_attrs": False,
+    "allow_pickle": False,
+    "allow_setattr": False,
+    "allow_delattr": False,
+    "import_custom_exceptions": False,
+    "instantiate_custom_exceptions": False,
+}
+
+
+class WorkerUnreachable(RuntimeError):
+    """Raised when a worker cannot be reached over rpyc or refuses a job."""
+
+
+class WorkerLink:
+    """A lazily opened rpyc connection to a worker, authenticated per call with its rpc key."""
+
+    def __init__(self, host: str, port: int, rpc_key: str, timeout_s: float) -> None:
+        self._host = host
+        self._port = port
+        self._rpc_key = rpc_key
+        self._timeout_s = timeout_s
+        self._conn: rpyc.Connection | None = None
+
+    def submit(self, assignment: JobAssignment) -> None:
+        """Hand a job to the worker; raise WorkerUnreachable if it did not take it."""
+        try:
+            if self._conn is None:
+                stream = rpyc.SocketStream.connect(
+                    self._host, self._port, timeout=self._timeout_s, nodelay=True
+                )
+                self._conn = connect_stream(
+                    stream,
+                    rpyc.VoidService,
+                    {**CLIENT_CONFIG, "sync_request_timeout": self._timeout_s},
+                )
+            accepted = self._conn.root.submit_job(self._rpc_key, assignment.encode())
+        except (EOFError, OSError, TimeoutError, AttributeError, GenericException) as e:
+            self.close()
+            raise WorkerUnreachable(f"rpc to {self._host}:{self._port} failed: {e!r}") from e
+        if not accepted:
+            raise WorkerUnreachable(f"worker at {self._host}:{self._port} refused the job")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except (EOFError, OSError) as e:
+                log.debug("closing rpc connection: %s", e)
+            self._conn = None

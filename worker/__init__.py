@@ -1,0 +1,1 @@
+"""The worker: joins the controller, takes jobs over rpyc and filters images in processes."""

@@ -1,0 +1,150 @@
+"""The worker's life: join, take jobs, report load and results, re-join when the controller is lost.
+
+First SIGTERM/SIGINT: stop taking jobs, finish the running ones, leave. Second: leave now.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+
+from protocol import JobResult, JoinAccepted, JoinRequest, Telemetry
+from worker.config import WorkerConfig
+from worker.controller_link import ControllerLink, ControllerUnavailable
+from worker.job_runner import JobRunner
+from worker.rpc_service import JobService, start_rpc_server
+from worker.telemetry import LoadSampler
+
+log = logging.getLogger(__name__)
+
+MAX_JOIN_BACKOFF_S = 5.0
+RESULT_RETRIES = 5
+
+
+class WorkerAgent:
+    """Owns a worker's sockets, its rpyc server and its job runner."""
+
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self._stopping = threading.Event()
+        self._session: JoinAccepted | None = None
+        self._results: queue.SimpleQueue[JobResult] = queue.SimpleQueue()
+        self.link = ControllerLink(
+            config.controller_host, config.controller_port, config.request_timeout_ms
+        )
+        self.runner = JobRunner(config.concurrency, self._results.put)
+        service = JobService(self._current_rpc_key, self.runner.submit)
+        self.rpc_server = start_rpc_server(service, config.listen_host, config.rpc_port)
+
+    def _current_rpc_key(self) -> str | None:
+        session = self._session
+        return None if session is None or self._stopping.is_set() else session.rpc_key
+
+    def work(self) -> None:
+        """Run until a signal asks to stop; re-join whenever the controller is lost."""
+        self._install_signal_handlers()
+        for target in (self._publish_telemetry, self._deliver_results):
+            threading.Thread(target=target, name=target.__name__, daemon=True).start()
+        try:
+            while not self._stopping.is_set():
+                session = self._join()
+                if session is None:
+                    break
+                self._watch_controller(session)
+        finally:
+            self._shut_down()
+
+    def _install_signal_handlers(self) -> None:
+        def handle(signum, _frame):
+            if self._stopping.is_set():
+                log.warning("second signal: leaving now")
+                os._exit(1)
+            log.info("signal %s: finishing running jobs, then leaving", signum)
+            self._stopping.set()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def _join(self) -> JoinAccepted | None:
+        delay = 0.1
+        while not self._stopping.is_set():
+            request = JoinRequest(
+                worker_name=self.config.worker_name,
+                tags=self.config.tags,
+                concurrency=self.config.concurrency,
+                rpc_host=self.config.advertise_host,
+                rpc_port=self.rpc_server.port,
+                join_token=self.config.join_token,
+                running_job_ids=self.runner.running_job_ids,
+            )
+            try:
+                session = self.link.join(request)
+            except ControllerUnavailable as e:
+                log.info("controller not reachable (%s); retrying in %.1fs", e, delay)
+                self._stopping.wait(delay)
+                delay = min(delay * 2, MAX_JOIN_BACKOFF_S)
+                continue
+            self.link.open_channels(session.telemetry_port, session.broadcast_port)
+            self.runner.set_session(session.worker_id, session.api_url, session.worker_token)
+            self._session = session
+            log.info("joined as worker %s; API at %s", session.worker_id, session.api_url)
+            return session
+        return None
+
+    def _watch_controller(self, session: JoinAccepted) -> None:
+        """Return when the controller falls silent or a new controller instance speaks."""
+        silence_ms = session.telemetry_interval_ms * 3
+        while not self._stopping.is_set():
+            heartbeat = self.link.next_heartbeat(silence_ms)
+            if heartbeat is None:
+                log.warning("controller silent for %d ms; re-joining", silence_ms)
+                return
+            if heartbeat.controller_instance != session.controller_instance:
+                log.warning("controller restarted; re-joining")
+                return
+
+    def _publish_telemetry(self) -> None:
+        sampler = LoadSampler()
+        while True:
+            session = self._session
+            interval_s = (session.telemetry_interval_ms if session else 1000) / 1000
+            if session is not None:
+                cpu, memory, gpu = sampler.sample()
+                self.link.publish(
+                    Telemetry(
+                        worker_id=session.worker_id,
+                        worker_name=self.config.worker_name,
+                        cpu_percent=cpu,
+                        memory_percent=memory,
+                        gpu=gpu,
+                        running_job_ids=self.runner.running_job_ids,
+                        sent_at_ms=int(time.time() * 1000),
+                    )
+                )
+            if self._stopping.wait(interval_s):
+                return
+
+    def _deliver_results(self) -> None:
+        while True:
+            result = self._results.get()
+            for attempt in range(1, RESULT_RETRIES + 1):
+                try:
+                    self.link.report(result)
+                    break
+                except ControllerUnavailable as e:
+                    log.warning(
+                        "result of job %s not delivered (try %d): %s", result.job_id, attempt, e
+                    )
+
+    def _shut_down(self) -> None:
+        log.info("stopping: waiting for running jobs")
+        self.rpc_server.close()
+        self.runner.shutdown(wait=True)
+        deadline = time.monotonic() + 2
+        while not self._results.empty() and time.monotonic() < deadline:
+            time.sleep(0.05)  # let the last results reach the controller
+        self.link.close()

@@ -1,0 +1,95 @@
+"""The `worker` console script."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from dpip import defaults
+from dpip.paths import configure_logging, default_data_dir
+from worker.agent import WorkerAgent
+from worker.config import WorkerConfig
+from worker.controller_link import JoinRefusedError
+
+
+def resolve_join_token(token_file: Path | None) -> str:
+    """Find the join token: DPIP_JOIN_TOKEN, then --join-token-file, then the local data dir."""
+    from_env = os.environ.get("DPIP_JOIN_TOKEN")
+    if from_env:
+        return from_env
+    path = token_file or default_data_dir() / defaults.JOIN_TOKEN_FILE
+    try:
+        return path.read_text().strip()
+    except OSError as e:
+        raise click.UsageError(
+            f"no join token: set DPIP_JOIN_TOKEN, pass --join-token-file, or run beside the "
+            f"controller's data dir ({path}: {e.strerror}); 'dpip join-token' prints it"
+        ) from e
+
+
+def parse_controller(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter("expected HOST:PORT, e.g. 127.0.0.1:40899")
+    return host, int(port)
+
+
+@click.command()
+@click.option(
+    "--controller",
+    "controller",
+    default=f"{defaults.CONTROLLER_HOST}:{defaults.CONTROLLER_PORT}",
+    show_default=True,
+    help="the controller's HOST:PORT",
+)
+@click.option("--worker-name", required=True, help="unique name; a re-join keeps the worker's id")
+@click.option("--tags", default="", help="comma-separated tags, e.g. gpu,fast")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1024),
+    default=None,
+    help="jobs at once [default: CPU count]",
+)
+@click.option(
+    "--advertise-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="address the scheduler uses to reach this worker",
+)
+@click.option(
+    "--listen-host", default=None, help="address to bind rpyc to [default: advertise host]"
+)
+@click.option("--rpc-port", type=int, default=0, show_default=True, help="0: any free port")
+@click.option("--join-token-file", type=click.Path(path_type=Path), default=None)
+def main(
+    controller,
+    worker_name,
+    tags,
+    concurrency,
+    advertise_host,
+    listen_host,
+    rpc_port,
+    join_token_file,
+) -> None:
+    """Join a DPIP controller and filter images for it."""
+    configure_logging()
+    host, port = parse_controller(controller)
+    config = WorkerConfig(
+        controller_host=host,
+        controller_port=port,
+        worker_name=worker_name,
+        join_token=resolve_join_token(join_token_file),
+        tags=tuple(sorted({t.strip() for t in tags.split(",") if t.strip()})),
+        concurrency=concurrency or os.cpu_count() or 1,
+        advertise_host=advertise_host,
+        listen_host=listen_host or advertise_host,
+        rpc_port=rpc_port,
+    )
+    try:
+        WorkerAgent(config).work()
+    except JoinRefusedError as e:
+        click.echo(f"worker: the controller refused to join: {e}", err=True)
+        sys.exit(JoinRefusedError.exit_code)

@@ -1,0 +1,26 @@
+"""The worker's configuration, filled from CLI flags and DPIP_* environment variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Everything a worker process needs to know."""
+
+    controller_host: str
+    controller_port: int
+    worker_name: str
+    join_token: str
+    tags: tuple[str, ...] = ()
+    concurrency: int = 1
+    advertise_host: str = "127.0.0.1"  # where the scheduler reaches this worker's rpyc port
+    listen_host: str = "127.0.0.1"
+    rpc_port: int = 0  # 0: any free port
+    request_timeout_ms: int = 5000
+    shutdown_grace_s: float = 30.0
+
+    @property
+    def controller_address(self) -> str:
+        return f"tcp://{self.controller_host}:{self.controller_port}"

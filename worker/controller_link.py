@@ -1,0 +1,123 @@
+"""The worker's nng sockets to the controller; pynng errors stop here.
+
+req → controller port: join and job results (answered);
+pub → telemetry port: load reports; sub ← broadcast port: controller heartbeats.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pynng
+
+from protocol import (
+    Ack,
+    ControllerHeartbeat,
+    DecodeError,
+    JobResult,
+    JoinAccepted,
+    JoinRefused,
+    JoinRequest,
+    Message,
+    Telemetry,
+    decode,
+)
+
+log = logging.getLogger(__name__)
+
+
+class ControllerUnavailable(RuntimeError):
+    """Raised when the controller does not answer in time."""
+
+
+class JoinRefusedError(RuntimeError):
+    """Raised when the controller refuses this worker (wrong join token, bad fields)."""
+
+    exit_code = 2
+
+
+class ControllerLink:
+    """Request/reply, telemetry and heartbeat channels to one controller."""
+
+    def __init__(self, host: str, port: int, timeout_ms: int) -> None:
+        self._host = host
+        self._timeout_ms = timeout_ms
+        self._req_lock = threading.Lock()
+        self._req = pynng.Req0(
+            recv_timeout=timeout_ms, send_timeout=timeout_ms, resend_time=timeout_ms
+        )
+        self._req.dial(f"tcp://{host}:{port}", block=False)
+        self._channel_lock = threading.Lock()
+        self._ports: tuple[int, int] | None = None
+        self._pub: pynng.Pub0 | None = None
+        self._sub: pynng.Sub0 | None = None
+
+    def _request(self, message: Message) -> Message:
+        with self._req_lock:
+            try:
+                self._req.send(message.encode())
+                return decode(self._req.recv())
+            except (pynng.NNGException, DecodeError) as e:
+                raise ControllerUnavailable(f"no answer from the controller: {e}") from e
+
+    def join(self, request: JoinRequest) -> JoinAccepted:
+        reply = self._request(request)
+        if isinstance(reply, JoinRefused):
+            raise JoinRefusedError(reply.reason)
+        if not isinstance(reply, JoinAccepted):
+            raise ControllerUnavailable(f"unexpected answer to join: {reply.kind}")
+        return reply
+
+    def report(self, result: JobResult) -> None:
+        reply = self._request(result)
+        if not isinstance(reply, Ack) or not reply.ok:
+            raise ControllerUnavailable(f"result of job {result.job_id} not taken: {reply}")
+
+    def open_channels(self, telemetry_port: int, broadcast_port: int) -> None:
+        """Dial the telemetry and broadcast ports the controller announced (again if changed)."""
+        if self._ports == (telemetry_port, broadcast_port):
+            return
+        with self._channel_lock:
+            self._close_channels()
+            self._pub = pynng.Pub0(send_timeout=self._timeout_ms)
+            self._pub.dial(f"tcp://{self._host}:{telemetry_port}", block=False)
+            self._sub = pynng.Sub0()
+            self._sub.subscribe(b"")
+            self._sub.dial(f"tcp://{self._host}:{broadcast_port}", block=False)
+            self._ports = (telemetry_port, broadcast_port)
+
+    def publish(self, telemetry: Telemetry) -> None:
+        with self._channel_lock:
+            if self._pub is None:
+                return
+            try:
+                self._pub.send(telemetry.encode())
+            except pynng.NNGException as e:
+                log.debug("telemetry not sent: %s", e)
+
+    def next_heartbeat(self, timeout_ms: int) -> ControllerHeartbeat | None:
+        """Wait for the controller's next heartbeat; None if it stays silent that long."""
+        sub = self._sub
+        if sub is None:
+            return None
+        sub.recv_timeout = timeout_ms
+        try:
+            return decode(sub.recv(), ControllerHeartbeat)
+        except (pynng.Timeout, pynng.Closed):
+            return None
+        except DecodeError as e:
+            log.warning("bad broadcast from the controller: %s", e)
+            return None
+
+    def _close_channels(self) -> None:
+        for socket in (self._pub, self._sub):
+            if socket is not None:
+                socket.close()
+        self._pub = self._sub = None
+        self._ports = None
+
+    def close(self) -> None:
+        with self._channel_lock:
+            self._close_channels()
+        self._req.close()

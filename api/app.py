@@ -22,8 +22,8 @@ def create_app(config: ApiConfig, test_config: dict | None = None) -> Flask:
     app.config.update(
         DPIP=config,
         MAX_CONTENT_LENGTH=config.max_upload_bytes,
-        JSON_SORT_KEYS=False,
     )
+    app.json.sort_keys = False
     if test_config:
         app.config.update(test_config)
     config.images_dir.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,8 @@ from rpyc.utils.server import ThreadedServer
 from protocol import DecodeError, JobAssignment, decode
 
 log = logging.getLogger(__name__)
+rpyc_log = logging.getLogger("worker.rpc")
+rpyc_log.setLevel(logging.WARNING)  # rpyc logs every connection at INFO
 
 SERVER_CONFIG = {
     "allow_public_attrs": False,
@@ -57,7 +59,7 @@ def start_rpc_server(service: JobService, host: str, port: int) -> ThreadedServe
         port=port,
         protocol_config=SERVER_CONFIG,
         auto_register=False,
-        logger=log,
+        logger=rpyc_log,
     )
     threading.Thread(target=server.start, name="rpc-server", daemon=True).start()
     return server

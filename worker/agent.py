@@ -14,7 +14,7 @@ import time
 
 from protocol import JobResult, JoinAccepted, JoinRequest, Telemetry
 from worker.config import WorkerConfig
-from worker.controller_link import ControllerLink, ControllerUnavailable
+from worker.controller_link import ControllerLink, ControllerUnavailable, JoinRefusedError
 from worker.job_runner import JobRunner
 from worker.rpc_service import JobService, start_rpc_server
 from worker.telemetry import LoadSampler
@@ -32,6 +32,8 @@ class WorkerAgent:
         self.config = config
         self._stopping = threading.Event()
         self._session: JoinAccepted | None = None
+        self._joined = threading.Event()
+        self._fatal: JoinRefusedError | None = None
         self._results: queue.SimpleQueue[JobResult] = queue.SimpleQueue()
         self.link = ControllerLink(
             config.controller_host, config.controller_port, config.request_timeout_ms
@@ -45,18 +47,30 @@ class WorkerAgent:
         return None if session is None or self._stopping.is_set() else session.rpc_key
 
     def work(self) -> None:
-        """Run until a signal asks to stop; re-join whenever the controller is lost."""
+        """Run until a signal asks to stop; re-join whenever the controller is lost.
+
+        The main thread only waits, so signal handlers run at once; sockets block elsewhere.
+        """
         self._install_signal_handlers()
-        for target in (self._publish_telemetry, self._deliver_results):
+        for target in (self._stay_joined, self._publish_telemetry, self._deliver_results):
             threading.Thread(target=target, name=target.__name__, daemon=True).start()
+        try:
+            self._stopping.wait()
+        finally:
+            self._shut_down()
+        if self._fatal is not None:
+            raise self._fatal
+
+    def _stay_joined(self) -> None:
         try:
             while not self._stopping.is_set():
                 session = self._join()
                 if session is None:
-                    break
+                    return
                 self._watch_controller(session)
-        finally:
-            self._shut_down()
+        except JoinRefusedError as e:
+            self._fatal = e
+            self._stopping.set()
 
     def _install_signal_handlers(self) -> None:
         def handle(signum, _frame):
@@ -91,6 +105,7 @@ class WorkerAgent:
             self.link.open_channels(session.telemetry_port, session.broadcast_port)
             self.runner.set_session(session.worker_id, session.api_url, session.worker_token)
             self._session = session
+            self._joined.set()
             log.info("joined as worker %s; API at %s", session.worker_id, session.api_url)
             return session
         return None
@@ -109,23 +124,22 @@ class WorkerAgent:
 
     def _publish_telemetry(self) -> None:
         sampler = LoadSampler()
+        self._joined.wait()
         while True:
             session = self._session
-            interval_s = (session.telemetry_interval_ms if session else 1000) / 1000
-            if session is not None:
-                cpu, memory, gpu = sampler.sample()
-                self.link.publish(
-                    Telemetry(
-                        worker_id=session.worker_id,
-                        worker_name=self.config.worker_name,
-                        cpu_percent=cpu,
-                        memory_percent=memory,
-                        gpu=gpu,
-                        running_job_ids=self.runner.running_job_ids,
-                        sent_at_ms=int(time.time() * 1000),
-                    )
+            cpu, memory, gpu = sampler.sample()
+            self.link.publish(
+                Telemetry(
+                    worker_id=session.worker_id,
+                    worker_name=self.config.worker_name,
+                    cpu_percent=cpu,
+                    memory_percent=memory,
+                    gpu=gpu,
+                    running_job_ids=self.runner.running_job_ids,
+                    sent_at_ms=int(time.time() * 1000),
                 )
-            if self._stopping.wait(interval_s):
+            )
+            if self._stopping.wait(session.telemetry_interval_ms / 1000):
                 return
 
     def _deliver_results(self) -> None:

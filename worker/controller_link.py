@@ -26,6 +26,8 @@ from protocol import (
 
 log = logging.getLogger(__name__)
 
+JOIN_TIMEOUT_MS = 2000  # a join is quick; a silent controller is retried with backoff
+
 
 class ControllerUnavailable(RuntimeError):
     """Raised when the controller does not answer in time."""
@@ -53,16 +55,17 @@ class ControllerLink:
         self._pub: pynng.Pub0 | None = None
         self._sub: pynng.Sub0 | None = None
 
-    def _request(self, message: Message) -> Message:
+    def _request(self, message: Message, timeout_ms: int | None = None) -> Message:
         with self._req_lock:
             try:
+                self._req.recv_timeout = timeout_ms or self._timeout_ms
                 self._req.send(message.encode())
                 return decode(self._req.recv())
             except (pynng.NNGException, DecodeError) as e:
                 raise ControllerUnavailable(f"no answer from the controller: {e}") from e
 
     def join(self, request: JoinRequest) -> JoinAccepted:
-        reply = self._request(request)
+        reply = self._request(request, JOIN_TIMEOUT_MS)
         if isinstance(reply, JoinRefused):
             raise JoinRefusedError(reply.reason)
         if not isinstance(reply, JoinAccepted):

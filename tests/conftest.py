@@ -1,0 +1,238 @@
+"""Fixtures that run the real system: controller, API and workers as processes on loopback."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image
+
+ADMIN_PASSWORD = "admin-password-for-tests"
+TELEMETRY_INTERVAL_MS = 200
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], object], timeout_s: float, what: str) -> object:
+    """Poll `condition` until it returns something truthy (tests only; bounded in time)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+class Client:
+    """A logged-in HTTP client of the API."""
+
+    def __init__(self, url: str, token: str | None = None) -> None:
+        self.url = url
+        self.session = requests.Session()
+        self.token = token
+
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = kwargs.pop("headers", {})
+        if self.token:
+            headers.setdefault("Authorization", f"Bearer {self.token}")
+        return self.session.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def delete(self, path: str, **kwargs) -> requests.Response:
+        return self.request("DELETE", path, **kwargs)
+
+    def create_workload(self, **fields) -> dict:
+        response = self.post("/workloads", json=fields)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def upload(self, workload_id: int, data: bytes, name: str = "image") -> requests.Response:
+        return self.post("/images", data={"workload_id": workload_id}, files={"data": (name, data)})
+
+    def wait_completed(self, workload_id: int, timeout_s: float = 60) -> dict:
+        def completed():
+            body = self.get(f"/workloads/{workload_id}").json()
+            return body if body["status"] == "completed" else None
+
+        return wait_until(completed, timeout_s, f"workload {workload_id} to complete")
+
+
+class Cluster:
+    """A DPIP system in a temp dir: start and stop its parts one by one."""
+
+    def __init__(self, root: Path, env_overrides: dict[str, str] | None = None) -> None:
+        self.root = root
+        self.data_dir = root / "data"
+        self.images_dir = root / "images"
+        self.api_port = free_port()
+        self.controller_port = free_port()
+        self.url = f"http://127.0.0.1:{self.api_port}"
+        self.env = {
+            **os.environ,
+            "DPIP_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "DPIP_LOG_LEVEL": "INFO",
+            **(env_overrides or {}),
+        }
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        self.processes[name] = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env or self.env,
+            start_new_session=True,  # its own process group, killed as a whole
+        )
+        log.close()
+
+    def start_controller(self) -> None:
+        self._spawn(
+            "controller",
+            [str(BIN / "dpip"), "controller", "--port", str(self.controller_port),
+             "--api-url", self.url, "--data-dir", str(self.data_dir),
+             "--telemetry-interval-ms", str(TELEMETRY_INTERVAL_MS)],
+        )
+
+    def start_api(self) -> None:
+        self._spawn(
+            "api",
+            [str(BIN / "dpip"), "api", "--port", str(self.api_port),
+             "--controller", f"127.0.0.1:{self.controller_port}",
+             "--data-dir", str(self.data_dir), "--images-dir", str(self.images_dir)],
+        )
+        wait_until(self._api_answers, 30, "the API to answer")
+
+    def start_worker(self, name: str, tags: str = "", concurrency: int = 1,
+                     join_token: str | None = None) -> None:
+        env = dict(self.env)
+        if join_token is not None:
+            env["DPIP_JOIN_TOKEN"] = join_token
+        argv = [str(BIN / "worker"), "--controller", f"127.0.0.1:{self.controller_port}",
+                "--worker-name", name, "--concurrency", str(concurrency),
+                "--join-token-file", str(self.data_dir / "join_token")]
+        if tags:
+            argv += ["--tags", tags]
+        self._spawn(name, argv, env)
+
+    def _api_answers(self) -> bool:
+        try:
+            return requests.get(self.url + "/status", timeout=1).status_code == 401
+        except requests.ConnectionError:
+            return False
+
+    def wait_workers_alive(self, names: set[str], timeout_s: float = 30) -> None:
+        admin = self.login("admin", ADMIN_PASSWORD)
+
+        def alive():
+            workers = admin.get("/status").json()["workers"]
+            return names <= {w["name"] for w in workers if w["alive"]}
+
+        wait_until(alive, timeout_s, f"workers {sorted(names)} to be alive")
+
+    def login(self, username: str, password: str) -> Client:
+        response = requests.post(self.url + "/login", auth=(username, password), timeout=30)
+        assert response.status_code == 200, response.text
+        return Client(self.url, response.json()["token"])
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 20) -> None:
+        process = self.processes.pop(name)
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        except ProcessLookupError:
+            pass
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self.processes)):  # workers first, controller last
+            self.stop(name)
+
+    def log(self, name: str) -> str:
+        path = self.root / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def start_cluster(root: Path, workers: int = 2, env: dict[str, str] | None = None) -> Cluster:
+    cluster = Cluster(root, env)
+    cluster.start_controller()
+    cluster.start_api()
+    names = {f"worker-{i}" for i in range(1, workers + 1)}
+    for name in sorted(names):
+        cluster.start_worker(name)
+    if names:
+        cluster.wait_workers_alive(names)
+    return cluster
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[Cluster]:
+    """A running system shared by the tests of one module."""
+    root = tmp_path_factory.mktemp("cluster")
+    running = None
+    try:
+        running = start_cluster(root, env={"DPIP_MAX_UPLOAD_BYTES": str(4 * 1024 * 1024)})
+        yield running
+    finally:
+        if running is not None:
+            running.stop_all()
+
+
+@pytest.fixture(scope="module")
+def admin(cluster) -> Client:
+    return cluster.login("admin", ADMIN_PASSWORD)
+
+
+_user_counter = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def make_user(cluster, admin) -> Callable[[], Client]:
+    """Create a fresh user and return a client logged in as that user."""
+
+    def make() -> Client:
+        name = f"user{next(_user_counter)}-{os.getpid()}"
+        password = f"pw-{name}-secret"
+        response = admin.post("/users", json={"username": name, "password": password})
+        assert response.status_code == 201, response.text
+        client = cluster.login(name, password)
+        client.username = name
+        client.password = password
+        return client
+
+    return make
+
+
+def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (32, 24), seed: int = 0) -> bytes:
+    """A small deterministic photo-like image (gradient plus a shape) in `fmt`."""
+    image = Image.linear_gradient("L").resize(size).convert("RGB")
+    pixels = image.load()
+    for x in range(size[0]):
+        for y in range(size[1]):
+            r, g, b = pixels[x, y]
+            pixels[x, y] = ((r + seed * 37) % 256, (x * 7 + seed) % 256, (y * 11 + seed * 3) % 256)
+    out = io.BytesIO()
+    image.save(out, format=fmt)
+    return out.getvalue()

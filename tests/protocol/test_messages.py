@@ -1,0 +1,261 @@
+"""Wire messages: every type survives encode/decode; anything else is a DecodeError."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from protocol import (
+    MESSAGE_TYPES,
+    Ack,
+    ControllerHeartbeat,
+    DecodeError,
+    JobAssignment,
+    JobResult,
+    JobsQueued,
+    JoinAccepted,
+    JoinRefused,
+    JoinRequest,
+    Message,
+    Telemetry,
+    decode,
+    encode,
+)
+
+SAMPLES: list[Message] = [
+    JoinRequest(
+        worker_name="worker-1",
+        tags=("gpu", "ssd"),
+        concurrency=4,
+        rpc_host="127.0.0.1",
+        rpc_port=18861,
+        join_token="s3cret",
+        running_job_ids=(3, 7),
+    ),
+    JoinAccepted(
+        worker_id=2,
+        api_url="http://127.0.0.1:8080",
+        worker_token="jwt.token.here",
+        rpc_key="key",
+        telemetry_port=40900,
+        broadcast_port=40901,
+        telemetry_interval_ms=1000,
+        controller_instance="abc123",
+    ),
+    JoinRefused(reason="wrong join token"),
+    Telemetry(
+        worker_id=2,
+        worker_name="worker-1",
+        cpu_percent=12.5,
+        memory_percent=40.25,
+        gpu={"name": "H100", "util_percent": 3.0, "memory": {"used": 1, "total": 80}},
+        running_job_ids=(1, 2, 3),
+        sent_at_ms=1_700_000_000_000,
+    ),
+    JobAssignment(
+        job_id=11,
+        workload_id=3,
+        image_number=0,
+        filter_name="blur",
+        params={"radius": 2.5},
+        attempt=2,
+    ),
+    JobResult(worker_id=2, job_id=11, outcome="failed", error="boom ✗", duration_ms=35),
+    JobsQueued(workload_id=3),
+    Ack(ok=False, detail="unexpected message"),
+    ControllerHeartbeat(controller_instance="abc123", sent_at_ms=1, interval_ms=1000),
+]
+
+# Messages built with their defaults and the odd values (empty tuples, None).
+DEFAULTS: list[Message] = [
+    JoinRequest("w", (), 1, "h", 1, "t"),
+    Telemetry(1, "w", 0.0, 0.0, None, (), 0),
+    JobAssignment(1, 1, 1, "grayscale"),
+    JobResult(1, 1, "done"),
+    JobsQueued(),
+    Ack(),
+]
+
+
+def test_samples_cover_every_message_type() -> None:
+    assert {type(sample) for sample in SAMPLES} == set(MESSAGE_TYPES.values())
+    assert {sample.kind for sample in SAMPLES} == set(MESSAGE_TYPES)
+
+
+@pytest.mark.parametrize("message", SAMPLES + DEFAULTS, ids=lambda m: type(m).__name__)
+def test_round_trip(message: Message) -> None:
+    data = encode(message)
+    assert isinstance(data, bytes)
+    assert message.encode() == data
+    decoded = decode(data)
+    assert type(decoded) is type(message)
+    assert decoded == message
+
+
+@pytest.mark.parametrize("message", SAMPLES + DEFAULTS, ids=lambda m: type(m).__name__)
+def test_round_trip_with_expected_type(message: Message) -> None:
+    assert decode(encode(message), type(message)) == message
+
+
+@pytest.mark.parametrize("message", SAMPLES, ids=lambda m: type(m).__name__)
+def test_tuple_fields_stay_tuples(message: Message) -> None:
+    decoded = decode(encode(message))
+    for field in dataclasses.fields(message):
+        original = getattr(message, field.name)
+        value = getattr(decoded, field.name)
+        assert type(value) is type(original), field.name
+        if isinstance(original, tuple):
+            assert value == original
+
+
+def test_encoding_is_tagged_json() -> None:
+    payload = json.loads(encode(JobsQueued(workload_id=5)))
+    assert payload == {"kind": "jobs_queued", "workload_id": 5}
+
+
+def test_kinds_are_unique() -> None:
+    assert len(MESSAGE_TYPES) == 9
+    assert all(cls.kind == kind for kind, cls in MESSAGE_TYPES.items())
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\xff\xfe\x00garbage",
+        b"\x89PNG\r\n\x1a\n",
+        b"not json",
+        b"{",
+        b"[]",
+        b"[1, 2]",
+        b"123",
+        b"null",
+        b'"join"',
+        b"{}",
+        b'{"kind": null}',
+        b'{"kind": ["join"]}',
+        b'{"kind": {"a": 1}}',
+        b'{"kind": 1}',
+    ],
+)
+def test_garbage_raises_decode_error(data: bytes) -> None:
+    with pytest.raises(DecodeError):
+        decode(data)
+
+
+def test_unknown_kind() -> None:
+    with pytest.raises(DecodeError, match="not a protocol message"):
+        decode(b'{"kind": "launch_missiles", "target": 1}')
+
+
+def required_fields(message: Message) -> list[str]:
+    return [
+        f.name
+        for f in dataclasses.fields(message)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+
+
+@pytest.mark.parametrize(
+    ("message", "missing"),
+    [(sample, name) for sample in SAMPLES for name in required_fields(sample)],
+    ids=lambda v: v if isinstance(v, str) else type(v).__name__,
+)
+def test_missing_required_field(message: Message, missing: str) -> None:
+    payload = json.loads(encode(message))
+    del payload[missing]
+    with pytest.raises(DecodeError):
+        decode(json.dumps(payload).encode())
+
+
+def test_fields_with_defaults_may_be_left_out() -> None:
+    assert decode(b'{"kind": "ack"}') == Ack(ok=True, detail="")
+    assert decode(b'{"kind": "jobs_queued"}') == JobsQueued(workload_id=0)
+    assert decode(b'{"kind": "job", "job_id": 1, "workload_id": 2, "image_number": 3,'
+                  b' "filter_name": "grayscale"}') == JobAssignment(1, 2, 3, "grayscale", {}, 1)
+
+
+@pytest.mark.parametrize("message", SAMPLES, ids=lambda m: type(m).__name__)
+def test_unknown_field(message: Message) -> None:
+    payload = json.loads(encode(message))
+    payload["surprise"] = 1
+    with pytest.raises(DecodeError):
+        decode(json.dumps(payload).encode())
+
+
+def test_unknown_list_field() -> None:
+    payload = json.loads(encode(JobsQueued(1)))
+    payload["surprise"] = [1, 2]
+    with pytest.raises(DecodeError):
+        decode(json.dumps(payload).encode())
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (Ack(), JobResult),
+        (JobResult(1, 1, "done"), Telemetry),
+        (JoinRefused("no"), JoinAccepted),
+        (JobsQueued(), ControllerHeartbeat),
+        (JoinAccepted(1, "u", "t", "k", 1, 2, 3, "i"), JoinRequest),
+    ],
+    ids=lambda v: v.__name__ if isinstance(v, type) else type(v).__name__,
+)
+def test_wrong_expected_type(message: Message, expected: type[Message]) -> None:
+    with pytest.raises(DecodeError, match=f"expected {expected.kind}, got {message.kind}"):
+        decode(encode(message), expected)
+
+
+def test_decode_error_is_a_value_error() -> None:
+    assert issubclass(DecodeError, ValueError)
+
+
+@pytest.mark.xfail(
+    reason="BUG protocol/messages.py decode(): json.loads raises RecursionError on deeply "
+    "nested input, which is not among the caught exceptions, so it escapes as a "
+    "non-DecodeError (controller/hub.py only catches DecodeError: a peer can kill its threads)",
+    raises=RecursionError,
+    strict=True,
+)
+def test_deeply_nested_json_is_a_decode_error() -> None:
+    with pytest.raises(DecodeError):
+        decode(b"[" * 100_000)
+
+
+@pytest.mark.xfail(
+    reason="BUG protocol/messages.py decode(): field types are never checked; a join with "
+    "join_token=5 decodes, then controller/membership.py admit_worker crashes on "
+    "join_token.encode() (AttributeError, outside hub.py's DecodeError handler), and telemetry "
+    "with cpu_percent='high' reaches the scheduler, whose load_score then raises TypeError",
+    strict=True,
+)
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {
+            "kind": "join",
+            "worker_name": "w",
+            "tags": [],
+            "concurrency": 1,
+            "rpc_host": "h",
+            "rpc_port": 1,
+            "join_token": 5,
+        },
+        {
+            "kind": "telemetry",
+            "worker_id": 2,
+            "worker_name": "w",
+            "cpu_percent": "high",
+            "memory_percent": 0,
+            "gpu": None,
+            "running_job_ids": 7,
+            "sent_at_ms": 0,
+        },
+    ],
+    ids=["join-token-int", "telemetry-strings"],
+)
+def test_wrongly_typed_fields_are_a_decode_error(payload: dict) -> None:
+    with pytest.raises(DecodeError):
+        decode(json.dumps(payload).encode())

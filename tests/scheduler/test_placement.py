@@ -1,0 +1,162 @@
+"""Placement: the can_run filter, the load score and pick_worker's choice."""
+
+from __future__ import annotations
+
+import pytest
+
+from scheduler.placement import WorkerSnapshot, can_run, load_score, pick_worker
+
+
+def worker(
+    worker_id: int,
+    *,
+    tags: tuple[str, ...] = (),
+    concurrency: int = 2,
+    running: int = 0,
+    cpu: float = 0.0,
+    memory: float = 0.0,
+    gpu: float | None = None,
+    available: bool = True,
+) -> WorkerSnapshot:
+    return WorkerSnapshot(
+        worker_id=worker_id,
+        name=f"w{worker_id}",
+        tags=frozenset(tags),
+        concurrency=concurrency,
+        running=running,
+        cpu_percent=cpu,
+        memory_percent=memory,
+        gpu_percent=gpu,
+        available=available,
+    )
+
+
+NO_TAGS: frozenset[str] = frozenset()
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "required", "expected"),
+    [
+        (worker(1), NO_TAGS, True),
+        (worker(1, available=False), NO_TAGS, False),
+        (worker(1, tags=("gpu",)), frozenset({"gpu"}), True),
+        (worker(1, tags=("gpu", "ssd")), frozenset({"gpu"}), True),
+        (worker(1, tags=("gpu",)), frozenset({"gpu", "ssd"}), False),
+        (worker(1), frozenset({"gpu"}), False),
+        (worker(1, concurrency=2, running=1), NO_TAGS, True),
+        (worker(1, concurrency=2, running=2), NO_TAGS, False),
+        (worker(1, concurrency=2, running=3), NO_TAGS, False),
+        (worker(1, concurrency=0, running=0), NO_TAGS, False),
+        (worker(1, tags=("gpu",), available=False), frozenset({"gpu"}), False),
+    ],
+    ids=[
+        "idle",
+        "unavailable",
+        "has-tag",
+        "superset-of-tags",
+        "missing-one-tag",
+        "no-tags-at-all",
+        "one-free-slot",
+        "full",
+        "over-full",
+        "zero-concurrency",
+        "tagged-but-unavailable",
+    ],
+)
+def test_can_run(snapshot: WorkerSnapshot, required: frozenset[str], expected: bool) -> None:
+    assert can_run(snapshot, required) is expected
+
+
+def test_free_slots() -> None:
+    assert worker(1, concurrency=4, running=1).free_slots == 3
+
+
+def test_load_score_of_idle_worker_is_zero() -> None:
+    assert load_score(worker(1)) == 0.0
+
+
+def test_load_score_of_fully_loaded_worker() -> None:
+    busy = worker(1, concurrency=2, running=2, cpu=100, memory=100, gpu=100)
+    assert load_score(busy) == pytest.approx(1.0 + 0.5 + 0.25 + 0.25)
+
+
+@pytest.mark.parametrize(
+    ("lighter", "heavier"),
+    [
+        (worker(1, running=0), worker(2, running=1)),
+        (worker(1, concurrency=4, running=1), worker(2, concurrency=2, running=1)),
+        (worker(1, cpu=10), worker(2, cpu=90)),
+        (worker(1, memory=10), worker(2, memory=90)),
+        (worker(1, gpu=None), worker(2, gpu=50)),
+        (worker(1, gpu=10), worker(2, gpu=50)),
+        # A busy slot outweighs a full CPU figure (slot weight 1 > CPU weight 0.5).
+        (worker(1, concurrency=1, running=0, cpu=100), worker(2, concurrency=1, running=1)),
+    ],
+    ids=["slots", "slot-fraction", "cpu", "memory", "gpu-none-counts-zero", "gpu", "slot-vs-cpu"],
+)
+def test_load_score_ordering(lighter: WorkerSnapshot, heavier: WorkerSnapshot) -> None:
+    assert load_score(lighter) < load_score(heavier)
+
+
+def test_load_score_zero_concurrency_does_not_divide_by_zero() -> None:
+    assert load_score(worker(1, concurrency=0, running=0)) == 0.0
+
+
+def test_pick_worker_picks_least_loaded() -> None:
+    workers = [worker(1, running=1), worker(2, cpu=30), worker(3, running=1, cpu=5)]
+    assert pick_worker(NO_TAGS, workers).worker_id == 2
+
+
+def test_pick_worker_ties_break_by_lowest_worker_id() -> None:
+    workers = [worker(7), worker(3), worker(5)]
+    assert pick_worker(NO_TAGS, workers).worker_id == 3
+
+
+def test_pick_worker_skips_workers_that_cannot_run() -> None:
+    workers = [
+        worker(1, available=False),
+        worker(2, running=2),
+        worker(3, tags=("cpu",)),
+        worker(4, running=1, cpu=80, tags=("gpu", "big")),
+    ]
+    assert pick_worker(frozenset({"gpu"}), workers).worker_id == 4
+
+
+def test_pick_worker_requires_every_tag() -> None:
+    workers = [worker(1, tags=("gpu",)), worker(2, tags=("gpu", "ssd"), running=1)]
+    assert pick_worker(frozenset({"gpu", "ssd"}), workers).worker_id == 2
+
+
+def test_pick_worker_prefers_workers_not_in_avoid() -> None:
+    workers = [worker(1), worker(2, running=1, cpu=90)]
+    assert pick_worker(NO_TAGS, workers, avoid=frozenset({1})).worker_id == 2
+
+
+def test_pick_worker_uses_avoided_worker_when_it_is_the_only_fit() -> None:
+    workers = [worker(1), worker(2, available=False), worker(3, running=2)]
+    assert pick_worker(NO_TAGS, workers, avoid=frozenset({1})).worker_id == 1
+
+
+def test_pick_worker_among_avoided_still_picks_least_loaded() -> None:
+    workers = [worker(1, running=1), worker(2)]
+    assert pick_worker(NO_TAGS, workers, avoid=frozenset({1, 2})).worker_id == 2
+
+
+@pytest.mark.parametrize(
+    ("required", "workers"),
+    [
+        (NO_TAGS, []),
+        (NO_TAGS, [worker(1, available=False), worker(2, running=2)]),
+        (frozenset({"gpu"}), [worker(1), worker(2, tags=("ssd",))]),
+    ],
+    ids=["no-workers", "none-available-or-free", "none-tagged"],
+)
+def test_pick_worker_returns_none_when_nothing_fits(
+    required: frozenset[str], workers: list[WorkerSnapshot]
+) -> None:
+    assert pick_worker(required, workers) is None
+    assert pick_worker(required, workers, avoid=frozenset({1, 2})) is None
+
+
+def test_pick_worker_accepts_a_one_shot_iterable() -> None:
+    assert pick_worker(NO_TAGS, iter([worker(2, running=1), worker(9)])).worker_id == 9

@@ -109,28 +109,55 @@ class Cluster:
     def start_controller(self) -> None:
         self._spawn(
             "controller",
-            [str(BIN / "dpip"), "controller", "--port", str(self.controller_port),
-             "--api-url", self.url, "--data-dir", str(self.data_dir),
-             "--telemetry-interval-ms", str(TELEMETRY_INTERVAL_MS)],
+            [
+                str(BIN / "dpip"),
+                "controller",
+                "--port",
+                str(self.controller_port),
+                "--api-url",
+                self.url,
+                "--data-dir",
+                str(self.data_dir),
+                "--telemetry-interval-ms",
+                str(TELEMETRY_INTERVAL_MS),
+            ],
         )
 
     def start_api(self) -> None:
         self._spawn(
             "api",
-            [str(BIN / "dpip"), "api", "--port", str(self.api_port),
-             "--controller", f"127.0.0.1:{self.controller_port}",
-             "--data-dir", str(self.data_dir), "--images-dir", str(self.images_dir)],
+            [
+                str(BIN / "dpip"),
+                "api",
+                "--port",
+                str(self.api_port),
+                "--controller",
+                f"127.0.0.1:{self.controller_port}",
+                "--data-dir",
+                str(self.data_dir),
+                "--images-dir",
+                str(self.images_dir),
+            ],
         )
         wait_until(self._api_answers, 30, "the API to answer")
 
-    def start_worker(self, name: str, tags: str = "", concurrency: int = 1,
-                     join_token: str | None = None) -> None:
+    def start_worker(
+        self, name: str, tags: str = "", concurrency: int = 1, join_token: str | None = None
+    ) -> None:
         env = dict(self.env)
         if join_token is not None:
             env["DPIP_JOIN_TOKEN"] = join_token
-        argv = [str(BIN / "worker"), "--controller", f"127.0.0.1:{self.controller_port}",
-                "--worker-name", name, "--concurrency", str(concurrency),
-                "--join-token-file", str(self.data_dir / "join_token")]
+        argv = [
+            str(BIN / "worker"),
+            "--controller",
+            f"127.0.0.1:{self.controller_port}",
+            "--worker-name",
+            name,
+            "--concurrency",
+            str(concurrency),
+            "--join-token-file",
+            str(self.data_dir / "join_token"),
+        ]
         if tags:
             argv += ["--tags", tags]
         self._spawn(name, argv, env)

@@ -173,8 +173,10 @@ def test_missing_required_field(message: Message, missing: str) -> None:
 def test_fields_with_defaults_may_be_left_out() -> None:
     assert decode(b'{"kind": "ack"}') == Ack(ok=True, detail="")
     assert decode(b'{"kind": "jobs_queued"}') == JobsQueued(workload_id=0)
-    assert decode(b'{"kind": "job", "job_id": 1, "workload_id": 2, "image_number": 3,'
-                  b' "filter_name": "grayscale"}') == JobAssignment(1, 2, 3, "grayscale", {}, 1)
+    assert decode(
+        b'{"kind": "job", "job_id": 1, "workload_id": 2, "image_number": 3,'
+        b' "filter_name": "grayscale"}'
+    ) == JobAssignment(1, 2, 3, "grayscale", {}, 1)
 
 
 @pytest.mark.parametrize("message", SAMPLES, ids=lambda m: type(m).__name__)

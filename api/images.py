@@ -16,7 +16,6 @@ from api.storage import ImageStore, storage_error
 from api.tokens import Principal, current_principal
 from datastore import jobs, transaction, workloads
 from imaging import ImageInfo, ImageTooLarge, NotAnImage, inspect_image
-from imaging.inspection import ALLOWED_FORMATS
 
 bp = Blueprint("images", __name__)
 
@@ -81,7 +80,7 @@ def _store_filtered(principal: Principal, workload: sqlite3.Row, number: int, da
     if image is None:
         raise not_found(f"image {number} does not exist in workload {workload['id']}")
     temp = store.write_temp(workload["dir_name"], data)
-    extension = ALLOWED_FORMATS[image["format"]]
+    extension = ImageInfo(image["format"], 0, 0).extension
     try:
         with transaction(get_db()) as db:
             if not jobs.complete_job(db, workload["id"], number, principal.id):
@@ -124,7 +123,8 @@ def download_image(image_id: int):
     if kind == "filtered" and image["status"] != jobs.DONE:
         detail = f"failed: {image['error']}" if image["status"] == jobs.FAILED else "not ready yet"
         raise not_found(f"image {image_id} has no filtered result ({detail})")
-    path = _store().path(workload["dir_name"], image_id, kind, ALLOWED_FORMATS[image["format"]])
+    info = ImageInfo(image["format"], image["width"], image["height"])
+    path = _store().path(workload["dir_name"], image_id, kind, info.extension)
     if not path.is_file():
         raise not_found(f"the {kind} file of image {image_id} is missing")
-    return send_file(path, mimetype=ImageInfo(image["format"], 0, 0).mime_type, max_age=0)
+    return send_file(path, mimetype=info.mime_type, max_age=0)

@@ -40,7 +40,9 @@ def _announce_admin(password: str | None, data_dir: Path) -> None:
     if password is None:
         return
     if os.environ.get("DPIP_ADMIN_PASSWORD"):
-        click.echo(f"First start: user '{defaults.ADMIN_USERNAME}' created, password from DPIP_ADMIN_PASSWORD")
+        click.echo(
+            f"First start: user '{defaults.ADMIN_USERNAME}' created, password from DPIP_ADMIN_PASSWORD"
+        )
         return
     click.echo(f"First start: user '{defaults.ADMIN_USERNAME}' with password: {password}")
     click.echo(f"(stored in {data_dir / defaults.ADMIN_PASSWORD_FILE}, mode 0600)")

@@ -40,11 +40,11 @@ class ImageInfo:
 
     @property
     def extension(self) -> str:
-        return ALLOWED_FORMATS[self.format]
+        return ALLOWED_FORMATS[self.format][0]
 
     @property
     def mime_type(self) -> str:
-        return Image.MIME[self.format]
+        return ALLOWED_FORMATS[self.format][1]
 
 
 def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:

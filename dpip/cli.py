@@ -41,7 +41,8 @@ def _announce_admin(password: str | None, data_dir: Path) -> None:
         return
     if os.environ.get("DPIP_ADMIN_PASSWORD"):
         click.echo(
-            f"First start: user '{defaults.ADMIN_USERNAME}' created, password from DPIP_ADMIN_PASSWORD"
+            f"First start: user '{defaults.ADMIN_USERNAME}' created, "
+            "password from DPIP_ADMIN_PASSWORD"
         )
         return
     click.echo(f"First start: user '{defaults.ADMIN_USERNAME}' with password: {password}")

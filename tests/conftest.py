@@ -253,13 +253,13 @@ def make_user(cluster, admin) -> Callable[[], Client]:
 
 
 def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (32, 24), seed: int = 0) -> bytes:
-    """A small deterministic photo-like image (gradient plus a shape) in `fmt`."""
-    image = Image.linear_gradient("L").resize(size).convert("RGB")
+    """A small deterministic image (a gradient per channel, shifted by `seed`) in `fmt`."""
+    image = Image.new("RGB", size)
     pixels = image.load()
     for x in range(size[0]):
         for y in range(size[1]):
-            r, g, b = pixels[x, y]
-            pixels[x, y] = ((r + seed * 37) % 256, (x * 7 + seed) % 256, (y * 11 + seed * 3) % 256)
+            red, green, blue = x * 5 + seed * 37, x * 7 + seed, y * 11 + seed * 3
+            pixels[x, y] = (red % 256, green % 256, blue % 256)
     out = io.BytesIO()
     image.save(out, format=fmt)
     return out.getvalue()

@@ -72,7 +72,7 @@ def test_up_serves_prints_credentials_and_stops_every_child(tmp_path):
         assert len(children) >= 4  # controller, API, two workers (and their pool processes)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
-        gone, alive = psutil.wait_procs(children, timeout=10)
+        _, alive = psutil.wait_procs(children, timeout=10)
         assert alive == []
     finally:
         if process.poll() is None:

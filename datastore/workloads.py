@@ -48,6 +48,8 @@ def create_workload(
             ),
         )
     except sqlite3.IntegrityError as e:
+        if "UNIQUE" not in str(e):
+            raise
         raise WorkloadExists(f"you already have a workload named {name!r}") from e
     workload_id = cursor.lastrowid
     conn.execute(

@@ -56,7 +56,7 @@ def _blur_params(raw: Mapping[str, Any]) -> dict[str, Any]:
         raise FilterError("radius must be a number")
     try:
         radius = float(value)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:
         raise FilterError("radius must be a number") from e
     if not math.isfinite(radius) or not 0 <= radius <= defaults.MAX_BLUR_RADIUS:
         raise FilterError(f"radius must be between 0 and {defaults.MAX_BLUR_RADIUS:g}")
@@ -71,9 +71,13 @@ def grayscale(image: Image.Image, params: Mapping[str, Any]) -> Image.Image:
 
 @register("blur", _blur_params)
 def blur(image: Image.Image, params: Mapping[str, Any]) -> Image.Image:
-    """Gaussian blur; palette and bilevel images are expanded first, as filters need it."""
+    """Gaussian blur; modes Pillow cannot filter (palette, bilevel, 16/32-bit) are converted first."""
     if image.mode in ("P", "1"):
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif image.mode.startswith("I;16"):  # 16-bit grey: scale to 8 bits rather than clip
+        image = image.convert("I").point(lambda value: value / 256).convert("L")
+    elif image.mode in ("I", "F"):
+        image = image.convert("L")
     return image.filter(ImageFilter.GaussianBlur(params["radius"]))
 
 

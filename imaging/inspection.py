@@ -8,13 +8,14 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
+# Accepted formats: Pillow's name → (file extension, MIME type).
 ALLOWED_FORMATS = {
-    "JPEG": "jpg",
-    "PNG": "png",
-    "WEBP": "webp",
-    "BMP": "bmp",
-    "TIFF": "tiff",
-    "GIF": "gif",
+    "JPEG": ("jpg", "image/jpeg"),
+    "PNG": ("png", "image/png"),
+    "WEBP": ("webp", "image/webp"),
+    "BMP": ("bmp", "image/bmp"),
+    "TIFF": ("tiff", "image/tiff"),
+    "GIF": ("gif", "image/gif"),
 }
 
 

@@ -7,7 +7,10 @@ field added here is added for everyone.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -153,20 +156,53 @@ def encode(message: Message) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
+def _conforms(value: Any, hint: Any) -> bool:
+    """Whether a decoded JSON value fits a field's type hint (the few shapes messages use)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (types.UnionType, typing.Union):
+        return any(_conforms(value, arg) for arg in args)
+    if origin is tuple:
+        return isinstance(value, tuple) and all(_conforms(item, args[0]) for item in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(isinstance(key, str) for key in value)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is type(None):
+        return value is None
+    return isinstance(value, hint)
+
+
+@functools.cache
+def _field_hints(cls: type[Message]) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {name: hint for name, hint in typing.get_type_hints(cls).items() if name in names}
+
+
 def decode(data: bytes, expected: type[Message] | None = None) -> Message:
-    """Parse tagged JSON bytes into a message, optionally of one expected type."""
+    """Parse tagged JSON bytes into a message, optionally of one expected type.
+
+    Field values are checked against the dataclass's type hints, so a peer cannot make a
+    handler fail later on a wrongly typed field.
+    """
     try:
         payload = json.loads(data)
         cls = MESSAGE_TYPES[payload.pop("kind")]
-        fields = {f.name: f for f in dataclasses.fields(cls)}
+        hints = _field_hints(cls)
         values = {
-            name: tuple(value)
-            if isinstance(value, list) and "tuple" in str(fields[name].type)
-            else value
+            name: tuple(value) if isinstance(value, list) else value
             for name, value in payload.items()
         }
+        for name, value in values.items():
+            if name not in hints or not _conforms(value, hints[name]):
+                raise DecodeError(f"field {name!r} of {cls.kind} has a wrong type")
         message = cls(**values)
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
+    except DecodeError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         raise DecodeError(f"not a protocol message: {e}") from e
     if expected is not None and not isinstance(message, expected):
         raise DecodeError(f"expected {expected.kind}, got {message.kind}")

@@ -133,13 +133,6 @@ def test_bilevel_image_blur() -> None:
     assert result.tobytes() == expected.tobytes()
 
 
-@pytest.mark.xfail(
-    reason="BUG imaging/filters.py blur(): only modes P and 1 are expanded; a 16-bit "
-    "grayscale PNG (mode I;16, accepted by inspect_image) makes GaussianBlur raise "
-    "ValueError('image has wrong mode'), so every such job fails",
-    raises=ValueError,
-    strict=True,
-)
 def test_sixteen_bit_grayscale_png_blur() -> None:
     original = Image.new("I;16", (8, 8))
     original.putdata([i * 1000 for i in range(64)])
@@ -226,13 +219,6 @@ def test_blur_radius_rejected(value: object) -> None:
         validate_filter_params("blur", {"radius": value})
 
 
-@pytest.mark.xfail(
-    reason="BUG imaging/filters.py _blur_params(): float() of a huge int (a JSON number "
-    "with hundreds of digits) raises OverflowError, which is not caught, so the API "
-    "answers 500 instead of 400",
-    raises=OverflowError,
-    strict=True,
-)
 def test_huge_integer_radius_rejected() -> None:
     with pytest.raises(FilterError):
         validate_filter_params("blur", {"radius": 10**400})

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
+import sys
 import zlib
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -51,22 +54,43 @@ def png_claiming_size(width: int, height: int) -> bytes:
     return bytes(data)
 
 
-@pytest.mark.parametrize(
-    ("fmt", "extension", "mime"),
-    [
-        ("JPEG", "jpg", "image/jpeg"),
-        ("PNG", "png", "image/png"),
-        ("WEBP", "webp", "image/webp"),
-        ("BMP", "bmp", "image/bmp"),
-        ("TIFF", "tiff", "image/tiff"),
-        ("GIF", "gif", "image/gif"),
-    ],
-)
-def test_allowed_format_is_accepted(fmt: str, extension: str, mime: str) -> None:
+FORMAT_NAMES = [
+    ("JPEG", "jpg", "image/jpeg"),
+    ("PNG", "png", "image/png"),
+    ("WEBP", "webp", "image/webp"),
+    ("BMP", "bmp", "image/bmp"),
+    ("TIFF", "tiff", "image/tiff"),
+    ("GIF", "gif", "image/gif"),
+]
+
+
+@pytest.mark.parametrize("fmt", [fmt for fmt, _, _ in FORMAT_NAMES])
+def test_allowed_format_is_accepted(fmt: str) -> None:
+    assert inspect_image(encoded(fmt, (16, 12)), LIMIT) == ImageInfo(fmt, 16, 12)
+
+
+@pytest.mark.parametrize(("fmt", "extension", "mime"), FORMAT_NAMES)
+def test_extension_and_mime_type(fmt: str, extension: str, mime: str) -> None:
     info = inspect_image(encoded(fmt, (16, 12)), LIMIT)
-    assert info == ImageInfo(fmt, 16, 12)
     assert info.extension == extension
     assert info.mime_type == mime
+
+
+def test_mime_type_is_known_before_any_image_is_opened() -> None:
+    # A fresh process (an API just restarted) serves downloads before any upload.
+    script = (
+        "from imaging.inspection import ImageInfo; "
+        "print(ImageInfo('JPEG', 1, 1).mime_type, ImageInfo('GIF', 1, 1).extension)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=60,
+    )
+    assert done.stdout.split() == ["image/jpeg", "gif"]
 
 
 def test_every_allowed_format_is_tested() -> None:

@@ -214,25 +214,11 @@ def test_decode_error_is_a_value_error() -> None:
     assert issubclass(DecodeError, ValueError)
 
 
-@pytest.mark.xfail(
-    reason="BUG protocol/messages.py decode(): json.loads raises RecursionError on deeply "
-    "nested input, which is not among the caught exceptions, so it escapes as a "
-    "non-DecodeError (controller/hub.py only catches DecodeError: a peer can kill its threads)",
-    raises=RecursionError,
-    strict=True,
-)
 def test_deeply_nested_json_is_a_decode_error() -> None:
     with pytest.raises(DecodeError):
         decode(b"[" * 100_000)
 
 
-@pytest.mark.xfail(
-    reason="BUG protocol/messages.py decode(): field types are never checked; a join with "
-    "join_token=5 decodes, then controller/membership.py admit_worker crashes on "
-    "join_token.encode() (AttributeError, outside hub.py's DecodeError handler), and telemetry "
-    "with cpu_percent='high' reaches the scheduler, whose load_score then raises TypeError",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "payload",
     [

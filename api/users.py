@@ -92,6 +92,8 @@ def update_user(username: str):
     if "role" in fields:
         require_admin()
         role = _role(fields["role"])
+        if principal.name == username and role is not UserRole.ADMIN:
+            raise bad_request("you cannot take the admin role from yourself", "cannot_demote_self")
     if password is None and role is None:
         raise bad_request("send 'password' and/or 'role'", "missing_field")
     with transaction(get_db()) as db:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import sqlite3
+import time
 
 from api.tokens import mint_worker_token
 from controller.config import ControllerConfig
@@ -49,6 +50,7 @@ def admit_worker(
         broadcast_port=ports[1],
         telemetry_interval_ms=config.telemetry_interval_ms,
         controller_instance=instance,
+        token_expires_at_ms=int((time.time() + config.worker_token_ttl_seconds) * 1000),
     )
     registration = WorkerRegistration(
         worker_id=worker_id,
@@ -64,7 +66,7 @@ def admit_worker(
 
 
 def _check_fields(request: JoinRequest) -> str:
-    if not request.worker_name or len(request.worker_name) > defaults.MAX_WORKLOAD_NAME_CHARS:
+    if not request.worker_name or len(request.worker_name) > defaults.MAX_WORKER_NAME_CHARS:
         return "worker_name must be a non-empty short string"
     if not 1 <= request.concurrency <= 1024:
         return "concurrency must be between 1 and 1024"

@@ -24,9 +24,11 @@ def prepare_data_dir(data_dir: Path) -> Bootstrap:
     """Create the datastore, the secrets (mode 0600) and user admin if they are missing."""
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o700)
-    conn = datastore.connect(data_dir / defaults.DATABASE_FILE)
+    database = data_dir / defaults.DATABASE_FILE
+    conn = datastore.connect(database)
+    database.chmod(0o600)
     try:
-        password, _ = secrets.admin_password(data_dir)
+        password = secrets.admin_password(data_dir)
         created = users.ensure_user(conn, defaults.ADMIN_USERNAME, password, UserRole.ADMIN)
     finally:
         conn.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -36,6 +37,11 @@ def _dirs(data_dir: Path | None, images_dir: Path | None) -> tuple[Path, Path]:
     )
 
 
+def reachable(bind_host: str, wildcard_alias: str = "127.0.0.1") -> str:
+    """The address to dial for a server bound to `bind_host` (a wildcard is not dialable)."""
+    return wildcard_alias if bind_host in ("0.0.0.0", "::", "") else bind_host
+
+
 def _announce_admin(password: str | None, data_dir: Path) -> None:
     if password is None:
         return
@@ -58,6 +64,12 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=defaults.API_HOST, show_default=True)
 @click.option("--port", type=int, default=defaults.API_PORT, show_default=True)
+@click.option(
+    "--controller-host",
+    default=defaults.CONTROLLER_HOST,
+    show_default=True,
+    help="address the controller binds to; 0.0.0.0 lets remote workers join",
+)
 @click.option("--controller-port", type=int, default=defaults.CONTROLLER_PORT, show_default=True)
 @click.option(
     "--workers", type=click.IntRange(0, 64), default=defaults.LOCAL_WORKERS, show_default=True
@@ -70,11 +82,14 @@ def main() -> None:
 )
 @data_dir_option
 @images_dir_option
-def up(host, port, controller_port, workers, worker_concurrency, data_dir, images_dir) -> None:
+def up(
+    host, port, controller_host, controller_port, workers, worker_concurrency, data_dir, images_dir
+) -> None:
     """Start the API, the controller with its scheduler, and local workers."""
     from dpip.supervisor import Supervisor, program, wait_for_port
 
     data_dir, images_dir = _dirs(data_dir, images_dir)
+    local_controller = f"{reachable(controller_host)}:{controller_port}"
     boot = prepare_data_dir(data_dir)
     common = ["--data-dir", str(data_dir)]
     supervisor = Supervisor()
@@ -84,11 +99,11 @@ def up(host, port, controller_port, workers, worker_concurrency, data_dir, image
             *program("dpip"),
             "controller",
             "--host",
-            "127.0.0.1",
+            controller_host,
             "--port",
             str(controller_port),
             "--api-url",
-            f"http://{host}:{port}",
+            f"http://{reachable(host, socket.getfqdn())}:{port}",
             *common,
         ],
     )
@@ -102,7 +117,7 @@ def up(host, port, controller_port, workers, worker_concurrency, data_dir, image
             "--port",
             str(port),
             "--controller",
-            f"127.0.0.1:{controller_port}",
+            local_controller,
             "--images-dir",
             str(images_dir),
             *common,
@@ -115,7 +130,7 @@ def up(host, port, controller_port, workers, worker_concurrency, data_dir, image
             [
                 *program("worker"),
                 "--controller",
-                f"127.0.0.1:{controller_port}",
+                local_controller,
                 "--worker-name",
                 f"local-{index}",
                 "--concurrency",

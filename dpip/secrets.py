@@ -35,8 +35,6 @@ def join_token(data_dir: Path) -> str:
     return read_or_create_secret(data_dir / defaults.JOIN_TOKEN_FILE, "DPIP_JOIN_TOKEN")
 
 
-def admin_password(data_dir: Path) -> tuple[str, bool]:
-    """Return the first admin's password and whether it was generated just now."""
-    path = data_dir / defaults.ADMIN_PASSWORD_FILE
-    existed = path.exists() or bool(os.environ.get("DPIP_ADMIN_PASSWORD"))
-    return read_or_create_secret(path, "DPIP_ADMIN_PASSWORD", 12), not existed
+def admin_password(data_dir: Path) -> str:
+    """Return the first admin's password (generated and stored on first use)."""
+    return read_or_create_secret(data_dir / defaults.ADMIN_PASSWORD_FILE, "DPIP_ADMIN_PASSWORD", 12)

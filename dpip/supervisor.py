@@ -13,10 +13,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from dpip import defaults
 
-STOP_GRACE_S = 20.0
-MAX_RESTARTS = 5
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -81,7 +80,7 @@ class Supervisor:
             code = child.process.poll()
             if code is None:
                 continue
-            if child.restarts >= MAX_RESTARTS:
+            if child.restarts >= defaults.SUPERVISOR_MAX_RESTARTS:
                 log.error("%s exited with %s too often; stopping", child.name, code)
                 self.stopping.set()
                 return
@@ -93,7 +92,7 @@ class Supervisor:
         for child in reversed(self.children):
             if child.process and child.process.poll() is None:
                 child.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
+        deadline = time.monotonic() + defaults.SUPERVISOR_STOP_GRACE_S
         for child in reversed(self.children):
             if child.process is None:
                 continue

@@ -71,7 +71,7 @@ def grayscale(image: Image.Image, params: Mapping[str, Any]) -> Image.Image:
 
 @register("blur", _blur_params)
 def blur(image: Image.Image, params: Mapping[str, Any]) -> Image.Image:
-    """Gaussian blur; modes Pillow cannot filter (palette, bilevel, 16/32-bit) are converted first."""
+    """Gaussian blur; modes Pillow cannot filter (palette, 1-bit, 16/32-bit) are converted."""
     if image.mode in ("P", "1"):
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     elif image.mode.startswith("I;16"):  # 16-bit grey: scale to 8 bits rather than clip

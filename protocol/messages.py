@@ -57,6 +57,7 @@ class JoinAccepted(Message):
     broadcast_port: int
     telemetry_interval_ms: int
     controller_instance: str
+    token_expires_at_ms: int = 0  # the worker re-joins for a fresh token halfway there
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,6 @@ class JobsQueued(Message):
     """API → controller (req/rep): new jobs wait in the datastore."""
 
     kind: ClassVar[str] = "jobs_queued"
-    workload_id: int = 0
 
 
 @dataclass(frozen=True)

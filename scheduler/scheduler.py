@@ -19,12 +19,15 @@ from pathlib import Path
 import datastore
 from datastore import jobs, transaction, workers
 from datastore.jobs import QueuedJob
+from dpip import defaults
 from protocol import JobAssignment, JobOutcome, JobResult, JobStatus, Telemetry
 from scheduler.fair_queue import FairQueue
 from scheduler.placement import WorkerSnapshot, pick_worker
 from scheduler.worker_link import WorkerLink, WorkerUnreachable
 
 log = logging.getLogger(__name__)
+
+LOST_JOB_ERROR = "the worker lost the job without reporting a result"
 
 
 @dataclass
@@ -47,7 +50,7 @@ class _Worker:
 
     registration: WorkerRegistration | None  # None: known from the datastore, not yet re-joined
     last_seen: float
-    running: set[int] = field(default_factory=set)
+    running: dict[int, float] = field(default_factory=dict)  # job id → when it was assigned
     cpu_percent: float = 0.0
     memory_percent: float = 0.0
     gpu_percent: float | None = None
@@ -76,7 +79,7 @@ class SchedulerSettings:
     dead_after_s: float
     recovery_sweep_s: float
     max_attempts: int
-    rpc_timeout_s: float = 2.0
+    rpc_timeout_s: float = defaults.RPC_TIMEOUT_MS / 1000
 
 
 class Scheduler:
@@ -141,7 +144,7 @@ class Scheduler:
         """After a (re)start, remember whose jobs were running and queue the rest."""
         now = time.time()
         for worker_id, job_ids in jobs.running_jobs_by_worker(self._db).items():
-            self._workers[worker_id] = _Worker(None, now, set(job_ids))
+            self._workers[worker_id] = _Worker(None, now, dict.fromkeys(job_ids, now))
         self._load_new_jobs()
         self._last_full_sweep = now
 
@@ -171,10 +174,11 @@ class Scheduler:
             old.link.close()
         self._release(reg.worker_id, reg.running_job_ids, "worker restarted while running the job")
         running = jobs.running_jobs_by_worker(self._db).get(reg.worker_id, set())
+        now = time.time()
         self._workers[reg.worker_id] = _Worker(
             registration=reg,
-            last_seen=time.time(),
-            running=set(running),
+            last_seen=now,
+            running=dict.fromkeys(running, now),
             link=WorkerLink(reg.rpc_host, reg.rpc_port, reg.rpc_key, self._settings.rpc_timeout_s),
         )
         log.info("worker %s (%s) joined with %d slot(s)", reg.worker_id, reg.name, reg.concurrency)
@@ -197,11 +201,31 @@ class Scheduler:
             len(report.running_job_ids),
             received_at,
         )
+        self._release_lost_jobs(report.worker_id, worker, set(report.running_job_ids), received_at)
+
+    def _release_lost_jobs(
+        self, worker_id: int, worker: _Worker, reported: set[int], received_at: float
+    ) -> None:
+        """Requeue jobs the worker no longer runs although no result came (a lost message).
+
+        A job gets a grace period after assignment, so telemetry sampled before the job
+        arrived does not count; a job that did finish is already done in the datastore,
+        where the conditional update leaves it alone.
+        """
+        grace_s = self._settings.dead_after_s
+        lost = [
+            job_id
+            for job_id, assigned_at in worker.running.items()
+            if job_id not in reported and received_at - assigned_at > grace_s
+        ]
+        for job_id in lost:
+            worker.running.pop(job_id, None)
+            self._on_result(JobResult(worker_id, job_id, JobOutcome.FAILED.value, LOST_JOB_ERROR))
 
     def _on_result(self, result: JobResult) -> None:
         worker = self._workers.get(result.worker_id)
         if worker:
-            worker.running.discard(result.job_id)
+            worker.running.pop(result.job_id, None)
         if result.outcome != JobOutcome.FAILED.value:
             return
         with transaction(self._db) as db:
@@ -228,7 +252,10 @@ class Scheduler:
             self._last_full_sweep = now
             running = jobs.running_jobs_by_worker(self._db)
             for worker_id, worker in self._workers.items():
-                worker.running &= running.get(worker_id, set())
+                still_running = running.get(worker_id, set())
+                worker.running = {
+                    job_id: at for job_id, at in worker.running.items() if job_id in still_running
+                }
             for job in jobs.load_queued_jobs(self._db):
                 self._queue.push(job)
                 self._last_job_id = max(self._last_job_id, job.job_id)
@@ -245,7 +272,7 @@ class Scheduler:
             attempt = jobs.assign_job(self._db, job.job_id, worker_id)
             if attempt is None:
                 continue  # finished, failed or deleted meanwhile
-            worker.running.add(job.job_id)
+            worker.running[job.job_id] = time.time()
             assignment = JobAssignment(
                 job_id=job.job_id,
                 workload_id=job.workload_id,
@@ -258,7 +285,7 @@ class Scheduler:
                 worker.link.submit(assignment)
             except WorkerUnreachable as e:
                 log.warning("worker %s did not take job %s: %s", worker_id, job.job_id, e)
-                worker.running.discard(job.job_id)
+                worker.running.pop(job.job_id, None)
                 worker.unresponsive = True
                 jobs.unassign_job(self._db, job.job_id, worker_id)
                 self._queue.push(job, front=True)

@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 
+from dpip import defaults
 from protocol import JobResult, JoinAccepted, JoinRequest, Telemetry
 from worker.config import WorkerConfig
 from worker.controller_link import ControllerLink, ControllerUnavailable, JoinRefusedError
@@ -20,9 +21,6 @@ from worker.rpc_service import JobService, start_rpc_server
 from worker.telemetry import LoadSampler
 
 log = logging.getLogger(__name__)
-
-MAX_JOIN_BACKOFF_S = 5.0
-RESULT_RETRIES = 5
 
 
 class WorkerAgent:
@@ -100,7 +98,7 @@ class WorkerAgent:
             except ControllerUnavailable as e:
                 log.info("controller not reachable (%s); retrying in %.1fs", e, delay)
                 self._stopping.wait(delay)
-                delay = min(delay * 2, MAX_JOIN_BACKOFF_S)
+                delay = min(delay * 2, defaults.MAX_JOIN_BACKOFF_MS / 1000)
                 continue
             self.link.open_channels(session.telemetry_port, session.broadcast_port)
             self.runner.set_session(session.worker_id, session.api_url, session.worker_token)
@@ -111,9 +109,18 @@ class WorkerAgent:
         return None
 
     def _watch_controller(self, session: JoinAccepted) -> None:
-        """Return when the controller falls silent or a new controller instance speaks."""
-        silence_ms = session.telemetry_interval_ms * 3
+        """Return when the controller falls silent, restarts, or the token needs renewing."""
+        silence_ms = session.telemetry_interval_ms * defaults.DEAD_AFTER_INTERVALS
+        joined_at_ms = time.time() * 1000
+        renew_at_ms = (
+            joined_at_ms + (session.token_expires_at_ms - joined_at_ms) / 2
+            if session.token_expires_at_ms
+            else float("inf")
+        )
         while not self._stopping.is_set():
+            if time.time() * 1000 >= renew_at_ms:
+                log.info("worker token half expired; re-joining for a fresh one")
+                return
             heartbeat = self.link.next_heartbeat(silence_ms)
             if heartbeat is None:
                 log.warning("controller silent for %d ms; re-joining", silence_ms)
@@ -145,7 +152,7 @@ class WorkerAgent:
     def _deliver_results(self) -> None:
         while True:
             result = self._results.get()
-            for attempt in range(1, RESULT_RETRIES + 1):
+            for attempt in range(1, defaults.RESULT_DELIVERY_TRIES + 1):
                 try:
                     self.link.report(result)
                     break

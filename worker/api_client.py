@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import requests
 
+from dpip import defaults
+
 
 class JobTaken(RuntimeError):
     """Raised when the API says the job is no longer this worker's (reassigned or gone)."""
@@ -16,7 +18,9 @@ class ApiUnavailable(RuntimeError):
 class ApiClient:
     """Keeps one HTTP session (connection reuse) per worker process."""
 
-    def __init__(self, api_url: str, token: str, timeout_s: float = 60) -> None:
+    def __init__(
+        self, api_url: str, token: str, timeout_s: float = defaults.WORKER_HTTP_TIMEOUT_S
+    ) -> None:
         self.api_url = api_url.rstrip("/")
         self.token = token
         self._timeout_s = timeout_s

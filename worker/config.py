@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dpip import defaults
+
 
 @dataclass(frozen=True)
 class WorkerConfig:
@@ -18,8 +20,7 @@ class WorkerConfig:
     advertise_host: str = "127.0.0.1"  # where the scheduler reaches this worker's rpyc port
     listen_host: str = "127.0.0.1"
     rpc_port: int = 0  # 0: any free port
-    request_timeout_ms: int = 5000
-    shutdown_grace_s: float = 30.0
+    request_timeout_ms: int = defaults.WORKER_REQUEST_TIMEOUT_MS
 
     @property
     def controller_address(self) -> str:

@@ -11,6 +11,7 @@ import threading
 
 import pynng
 
+from dpip import defaults
 from protocol import (
     Ack,
     ControllerHeartbeat,
@@ -25,8 +26,6 @@ from protocol import (
 )
 
 log = logging.getLogger(__name__)
-
-JOIN_TIMEOUT_MS = 2000  # a join is quick; a silent controller is retried with backoff
 
 
 class ControllerUnavailable(RuntimeError):
@@ -65,7 +64,7 @@ class ControllerLink:
                 raise ControllerUnavailable(f"no answer from the controller: {e}") from e
 
     def join(self, request: JoinRequest) -> JoinAccepted:
-        reply = self._request(request, JOIN_TIMEOUT_MS)
+        reply = self._request(request, defaults.JOIN_TIMEOUT_MS)
         if isinstance(reply, JoinRefused):
             raise JoinRefusedError(reply.reason)
         if not isinstance(reply, JoinAccepted):

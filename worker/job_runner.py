@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +18,19 @@ from worker.api_client import ApiClient, ApiUnavailable, JobTaken
 log = logging.getLogger(__name__)
 
 _client: ApiClient | None = None  # one per pool process, reused across jobs
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit when the worker process is gone (killed with -9), instead of lingering."""
+    while os.getppid() == parent_pid:
+        time.sleep(1)  # recovery only: nothing else tells a pool process its parent died
+    os._exit(1)
+
+
+def prepare_pool_process(parent_pid: int) -> None:
+    """Leave Ctrl-C to the worker, and die with it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
 
 
 def execute_job(assignment: JobAssignment, api_url: str, token: str) -> tuple[str, str]:
@@ -45,7 +60,10 @@ class JobRunner:
         self.concurrency = concurrency
         self._report = report
         self._pool = ProcessPoolExecutor(
-            max_workers=concurrency, mp_context=multiprocessing.get_context("spawn")
+            max_workers=concurrency,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=prepare_pool_process,
+            initargs=(os.getpid(),),
         )
         # Start every process now (each imports Pillow and requests), not at the first job.
         warm_ups = [self._pool.submit(time.sleep, 0.05) for _ in range(concurrency)]

@@ -63,7 +63,7 @@ SAMPLES: list[Message] = [
         attempt=2,
     ),
     JobResult(worker_id=2, job_id=11, outcome="failed", error="boom ✗", duration_ms=35),
-    JobsQueued(workload_id=3),
+    JobsQueued(),
     Ack(ok=False, detail="unexpected message"),
     ControllerHeartbeat(controller_instance="abc123", sent_at_ms=1, interval_ms=1000),
 ]
@@ -111,8 +111,15 @@ def test_tuple_fields_stay_tuples(message: Message) -> None:
 
 
 def test_encoding_is_tagged_json() -> None:
-    payload = json.loads(encode(JobsQueued(workload_id=5)))
-    assert payload == {"kind": "jobs_queued", "workload_id": 5}
+    payload = json.loads(encode(JobResult(1, 2, "done")))
+    assert payload == {
+        "kind": "result",
+        "worker_id": 1,
+        "job_id": 2,
+        "outcome": "done",
+        "error": "",
+        "duration_ms": 0,
+    }
 
 
 def test_kinds_are_unique() -> None:
@@ -172,7 +179,7 @@ def test_missing_required_field(message: Message, missing: str) -> None:
 
 def test_fields_with_defaults_may_be_left_out() -> None:
     assert decode(b'{"kind": "ack"}') == Ack(ok=True, detail="")
-    assert decode(b'{"kind": "jobs_queued"}') == JobsQueued(workload_id=0)
+    assert decode(b'{"kind": "jobs_queued"}') == JobsQueued()
     assert decode(
         b'{"kind": "job", "job_id": 1, "workload_id": 2, "image_number": 3,'
         b' "filter_name": "grayscale"}'
@@ -188,7 +195,7 @@ def test_unknown_field(message: Message) -> None:
 
 
 def test_unknown_list_field() -> None:
-    payload = json.loads(encode(JobsQueued(1)))
+    payload = json.loads(encode(JobsQueued()))
     payload["surprise"] = [1, 2]
     with pytest.raises(DecodeError):
         decode(json.dumps(payload).encode())

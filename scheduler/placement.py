@@ -32,9 +32,14 @@ class WorkerSnapshot:
         return self.concurrency - self.running
 
 
+def is_suitable(worker: WorkerSnapshot, required_tags: frozenset[str]) -> bool:
+    """The worker is available and has every required tag (busy or not)."""
+    return worker.available and required_tags <= worker.tags
+
+
 def can_run(worker: WorkerSnapshot, required_tags: frozenset[str]) -> bool:
-    """Filter: the worker is available, has every required tag and a free slot."""
-    return worker.available and required_tags <= worker.tags and worker.free_slots > 0
+    """Filter: the worker is suitable and has a free slot."""
+    return is_suitable(worker, required_tags) and worker.free_slots > 0
 
 
 def load_score(worker: WorkerSnapshot) -> float:
@@ -52,13 +57,17 @@ def pick_worker(
     workers: Iterable[WorkerSnapshot],
     avoid: frozenset[int] = frozenset(),
 ) -> WorkerSnapshot | None:
-    """Return the least-loaded worker that can run the job, preferring those not in `avoid`.
+    """Return the least-loaded worker that can run the job now, or None to let it wait.
 
-    `avoid` holds workers that already failed the job; they are used only when no other
-    worker fits, so a retry lands elsewhere whenever it can.
+    `avoid` holds workers that already failed the job. While any other suitable worker
+    exists, even a busy one, the job waits for it, so a retry lands elsewhere; only a job
+    that no other worker could ever take goes back to an avoided one.
     """
+    workers = list(workers)
+    others = [w for w in workers if w.worker_id not in avoid]
+    if avoid and any(is_suitable(w, required_tags) for w in others):
+        workers = others
     fitting = [w for w in workers if can_run(w, required_tags)]
-    preferred = [w for w in fitting if w.worker_id not in avoid] or fitting
-    if not preferred:
+    if not fitting:
         return None
-    return min(preferred, key=lambda w: (load_score(w), w.worker_id))
+    return min(fitting, key=lambda w: (load_score(w), w.worker_id))

@@ -132,9 +132,19 @@ def test_pick_worker_prefers_workers_not_in_avoid() -> None:
     assert pick_worker(NO_TAGS, workers, avoid=frozenset({1})).worker_id == 2
 
 
-def test_pick_worker_uses_avoided_worker_when_it_is_the_only_fit() -> None:
+def test_pick_worker_waits_for_a_busy_worker_rather_than_reuse_an_avoided_one() -> None:
     workers = [worker(1), worker(2, available=False), worker(3, running=2)]
-    assert pick_worker(NO_TAGS, workers, avoid=frozenset({1})).worker_id == 1
+    assert pick_worker(NO_TAGS, workers, avoid=frozenset({1})) is None
+
+
+@pytest.mark.parametrize(
+    "other",
+    [worker(2, available=False), worker(2, tags=("ssd",))],
+    ids=["other-unavailable", "other-lacks-tag"],
+)
+def test_pick_worker_uses_avoided_worker_when_no_other_is_suitable(other) -> None:
+    workers = [worker(1, tags=("gpu",)), other]
+    assert pick_worker(frozenset({"gpu"}), workers, frozenset({1})).worker_id == 1
 
 
 def test_pick_worker_among_avoided_still_picks_least_loaded() -> None:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import request
 
 from api.errors import bad_request
+
+
+def iso_time(timestamp: float) -> str:
+    """Render a Unix timestamp as ISO 8601 in UTC, as every time in the API is."""
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
 
 
 def request_fields(include_query: bool = False) -> dict[str, Any]:

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import time
 
 from flask import Blueprint, current_app, jsonify
 from flask_jwt_extended import jwt_required
 
 from api.access import require_person
 from api.db import get_db
+from api.inputs import iso_time
 from datastore import workers, workloads
 
 bp = Blueprint("status", __name__)
 
 SYSTEM_NAME = "DPIP"
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
 
 
 @bp.get("/status")
@@ -42,7 +39,7 @@ def status():
             )
     return jsonify(
         system_name=SYSTEM_NAME,
-        server_time=datetime.now(UTC).isoformat(timespec="milliseconds"),
+        server_time=iso_time(time.time()),
         active_workloads=active,
         workers=[
             {
@@ -53,7 +50,7 @@ def status():
                 "gpu": json.loads(row["gpu"]) if row["gpu"] else None,
                 "running_jobs": row["running_jobs"],
                 "concurrency": row["concurrency"],
-                "last_seen": _iso(row["last_seen"]),
+                "last_seen": iso_time(row["last_seen"]),
                 "alive": workers.is_alive(row, dead_after),
             }
             for row in workers.list_workers(db)

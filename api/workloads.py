@@ -12,7 +12,7 @@ from flask_jwt_extended import jwt_required
 from api.access import require_person, visible_workload
 from api.db import get_db
 from api.errors import APIError
-from api.inputs import request_fields
+from api.inputs import iso_time, request_fields
 from api.validation import validate_workload_request
 from datastore import transaction, workloads
 
@@ -38,7 +38,7 @@ def describe_workload(row: sqlite3.Row, with_lists: bool = True) -> dict[str, An
                 for status in ("queued", "running", "done", "failed")
             },
         },
-        "created_at": row["created_at"],
+        "created_at": iso_time(row["created_at"]),
     }
     if "radius" in params:
         body["radius"] = params["radius"]

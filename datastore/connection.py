@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS jobs (
         REFERENCES images(workload_id, number) ON DELETE CASCADE
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs(status, id);
-CREATE INDEX IF NOT EXISTS jobs_by_workload_status ON jobs(workload_id, status);
+CREATE INDEX IF NOT EXISTS jobs_by_workload_status ON jobs(workload_id, status, image_number);
 CREATE INDEX IF NOT EXISTS jobs_by_worker ON jobs(worker_id, status);
 """
 

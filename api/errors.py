@@ -8,10 +8,12 @@ import re
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from dpip.errors import DPIPError
+
 log = logging.getLogger(__name__)
 
 
-class APIError(Exception):
+class APIError(DPIPError):
     """Raised by handlers to answer with a JSON error and an HTTP status."""
 
     def __init__(self, status: int, code: str, message: str) -> None:

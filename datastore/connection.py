@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from dpip.errors import DPIPError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -77,7 +79,7 @@ CREATE INDEX IF NOT EXISTS jobs_by_worker ON jobs(worker_id, status);
 """
 
 
-class StoreError(RuntimeError):
+class StoreError(DPIPError):
     """Raised when the datastore cannot be opened or written."""
 
 

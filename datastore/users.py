@@ -7,10 +7,11 @@ import time
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from dpip.errors import DPIPError
 from protocol import UserRole
 
 
-class UserExists(ValueError):
+class UserExists(DPIPError, ValueError):
     """Raised when a username is already taken."""
 
 

@@ -9,12 +9,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from dpip.errors import DPIPError
 from protocol import JobStatus, WorkloadStatus
 
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class WorkloadExists(ValueError):
+class WorkloadExists(DPIPError, ValueError):
     """Raised when the user already has a workload of that name."""
 
 

@@ -11,12 +11,13 @@ from typing import Any
 from PIL import Image, ImageFilter
 
 from dpip import defaults
+from dpip.errors import DPIPError
 
 # Extra encoder options per format; others use Pillow's defaults.
 SAVE_OPTIONS: dict[str, dict[str, Any]] = {"JPEG": {"quality": 90}}
 
 
-class FilterError(ValueError):
+class FilterError(DPIPError, ValueError):
     """Raised when a filter name or its parameters are not valid."""
 
 

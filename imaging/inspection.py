@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
+from dpip.errors import DPIPError
+
 # Accepted formats: Pillow's name → (file extension, MIME type).
 ALLOWED_FORMATS = {
     "JPEG": ("jpg", "image/jpeg"),
@@ -19,7 +21,7 @@ ALLOWED_FORMATS = {
 }
 
 
-class ImageRejected(ValueError):
+class ImageRejected(DPIPError, ValueError):
     """Raised when uploaded bytes cannot be accepted as an image."""
 
 

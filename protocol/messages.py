@@ -14,8 +14,10 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from dpip.errors import DPIPError
 
-class DecodeError(ValueError):
+
+class DecodeError(DPIPError, ValueError):
     """Raised when bytes from the network are not a valid protocol message."""
 
 

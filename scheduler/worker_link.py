@@ -8,6 +8,7 @@ import rpyc
 from rpyc.core.vinegar import GenericException
 from rpyc.utils.factory import connect_stream
 
+from dpip.errors import DPIPError
 from protocol import JobAssignment
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ CLIENT_CONFIG = {
 }
 
 
-class WorkerUnreachable(RuntimeError):
+class WorkerUnreachable(DPIPError):
     """Raised when a worker cannot be reached over rpyc or refuses a job."""
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import requests
 
 from dpip import defaults
+from dpip.errors import DPIPError
 
 
-class JobTaken(RuntimeError):
+class JobTaken(DPIPError):
     """Raised when the API says the job is no longer this worker's (reassigned or gone)."""
 
 
-class ApiUnavailable(RuntimeError):
+class ApiUnavailable(DPIPError):
     """Raised when the API cannot be reached or answers with an unexpected error."""
 
 

@@ -12,6 +12,7 @@ import threading
 import pynng
 
 from dpip import defaults
+from dpip.errors import DPIPError
 from protocol import (
     Ack,
     ControllerHeartbeat,
@@ -28,11 +29,11 @@ from protocol import (
 log = logging.getLogger(__name__)
 
 
-class ControllerUnavailable(RuntimeError):
+class ControllerUnavailable(DPIPError):
     """Raised when the controller does not answer in time."""
 
 
-class JoinRefusedError(RuntimeError):
+class JoinRefusedError(DPIPError):
     """Raised when the controller refuses this worker (wrong join token, bad fields)."""
 
     exit_code = 2

@@ -150,7 +150,12 @@ class Controller:
     def _beat(self) -> None:
         interval_ms = self.config.telemetry_interval_ms
         while not self._stopping.wait(interval_ms / 1000):
-            heartbeat = ControllerHeartbeat(self.instance, int(time.time() * 1000), interval_ms)
+            heartbeat = ControllerHeartbeat(
+                self.instance,
+                int(time.time() * 1000),
+                interval_ms,
+                tuple(sorted(self.scheduler.known_worker_ids)),
+            )
             try:
                 self._broadcast.send(heartbeat.encode())
             except pynng.Closed:

@@ -133,6 +133,7 @@ class ControllerHeartbeat(Message):
     controller_instance: str
     sent_at_ms: int
     interval_ms: int
+    worker_ids: tuple[int, ...] = ()  # workers the scheduler counts on; others must re-join
 
 
 MESSAGE_TYPES: dict[str, type[Message]] = {

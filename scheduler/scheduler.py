@@ -23,7 +23,7 @@ from dpip import defaults
 from protocol import JobAssignment, JobOutcome, JobResult, JobStatus, Telemetry
 from scheduler.fair_queue import FairQueue
 from scheduler.placement import WorkerSnapshot, pick_worker
-from scheduler.worker_link import WorkerLink, WorkerUnreachable
+from scheduler.worker_link import WorkerLink
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ class Scheduler:
         self._last_job_id = 0
         self._last_full_sweep = 0.0
         self._db = None
+        self.known_worker_ids: frozenset[int] = frozenset()  # replaced whole, read by any thread
 
     # Posting events (any thread) ---------------------------------------------------
 
@@ -134,6 +135,9 @@ class Scheduler:
                 if event is None:
                     return
                 self._dispatch()
+                self.known_worker_ids = frozenset(
+                    worker_id for worker_id, w in self._workers.items() if w.registration
+                )
         finally:
             for worker in self._workers.values():
                 if worker.link:
@@ -179,7 +183,15 @@ class Scheduler:
             registration=reg,
             last_seen=now,
             running=dict.fromkeys(running, now),
-            link=WorkerLink(reg.rpc_host, reg.rpc_port, reg.rpc_key, self._settings.rpc_timeout_s),
+            link=WorkerLink(
+                reg.rpc_host,
+                reg.rpc_port,
+                reg.rpc_key,
+                self._settings.rpc_timeout_s,
+                lambda job, reason: self._events.put(
+                    lambda: self._on_refused(reg.worker_id, job, reason)
+                ),
+            ),
         )
         log.info("worker %s (%s) joined with %d slot(s)", reg.worker_id, reg.name, reg.concurrency)
 
@@ -281,11 +293,14 @@ class Scheduler:
                 params=job.params,
                 attempt=attempt,
             )
-            try:
-                worker.link.submit(assignment)
-            except WorkerUnreachable as e:
-                log.warning("worker %s did not take job %s: %s", worker_id, job.job_id, e)
-                worker.running.pop(job.job_id, None)
-                worker.unresponsive = True
-                jobs.unassign_job(self._db, job.job_id, worker_id)
-                self._queue.push(job, front=True)
+            worker.link.send(assignment)
+
+    def _on_refused(self, worker_id: int, assignment: JobAssignment, reason: str) -> None:
+        """The worker did not take a job: it does not count as an attempt; try elsewhere."""
+        log.warning("worker %s did not take job %s: %s", worker_id, assignment.job_id, reason)
+        worker = self._workers.get(worker_id)
+        if worker is not None:
+            worker.running.pop(assignment.job_id, None)
+            worker.unresponsive = True
+        jobs.unassign_job(self._db, assignment.job_id, worker_id)
+        self._requeue([assignment.job_id])

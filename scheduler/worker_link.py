@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import queue
+import threading
+from collections.abc import Callable
 
 import rpyc
 from rpyc.core.vinegar import GenericException
@@ -29,16 +32,46 @@ class WorkerUnreachable(DPIPError):
 
 
 class WorkerLink:
-    """A lazily opened rpyc connection to a worker, authenticated per call with its rpc key."""
+    """A lazily opened rpyc connection to a worker, authenticated per call with its rpc key.
 
-    def __init__(self, host: str, port: int, rpc_key: str, timeout_s: float) -> None:
+    Calls go out from the link's own thread, so a hung worker delays only its own jobs,
+    never the scheduler; a job the worker did not take is handed to `on_refused`.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        rpc_key: str,
+        timeout_s: float,
+        on_refused: Callable[[JobAssignment, str], None],
+    ) -> None:
         self._host = host
         self._port = port
         self._rpc_key = rpc_key
         self._timeout_s = timeout_s
+        self._on_refused = on_refused
         self._conn: rpyc.Connection | None = None
+        self._outbox: queue.SimpleQueue[JobAssignment | None] = queue.SimpleQueue()
+        threading.Thread(target=self._send_loop, name=f"rpc-{host}:{port}", daemon=True).start()
 
-    def submit(self, assignment: JobAssignment) -> None:
+    def send(self, assignment: JobAssignment) -> None:
+        """Queue a job for the worker; returns at once."""
+        self._outbox.put(assignment)
+
+    def close(self) -> None:
+        """Stop sending; jobs still queued here are refused."""
+        self._outbox.put(None)
+
+    def _send_loop(self) -> None:
+        while (assignment := self._outbox.get()) is not None:
+            try:
+                self._submit(assignment)
+            except WorkerUnreachable as e:
+                self._on_refused(assignment, str(e))
+        self._disconnect()
+
+    def _submit(self, assignment: JobAssignment) -> None:
         """Hand a job to the worker; raise WorkerUnreachable if it did not take it."""
         try:
             if self._conn is None:
@@ -52,12 +85,12 @@ class WorkerLink:
                 )
             accepted = self._conn.root.submit_job(self._rpc_key, assignment.encode())
         except (EOFError, OSError, TimeoutError, AttributeError, GenericException) as e:
-            self.close()
+            self._disconnect()
             raise WorkerUnreachable(f"rpc to {self._host}:{self._port} failed: {e!r}") from e
         if not accepted:
             raise WorkerUnreachable(f"worker at {self._host}:{self._port} refused the job")
 
-    def close(self) -> None:
+    def _disconnect(self) -> None:
         if self._conn is not None:
             try:
                 self._conn.close()

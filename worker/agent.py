@@ -117,6 +117,7 @@ class WorkerAgent:
             if session.token_expires_at_ms
             else float("inf")
         )
+        unknown_in_a_row = 0
         while not self._stopping.is_set():
             if time.time() * 1000 >= renew_at_ms:
                 log.info("worker token half expired; re-joining for a fresh one")
@@ -127,6 +128,12 @@ class WorkerAgent:
                 return
             if heartbeat.controller_instance != session.controller_instance:
                 log.warning("controller restarted; re-joining")
+                return
+            # Two heartbeats in a row, so a join still on its way does not count.
+            known = session.worker_id in heartbeat.worker_ids
+            unknown_in_a_row = 0 if known else unknown_in_a_row + 1
+            if unknown_in_a_row >= 2:
+                log.warning("the controller no longer counts on this worker; re-joining")
                 return
 
     def _publish_telemetry(self) -> None:

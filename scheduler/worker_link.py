@@ -13,19 +13,9 @@ from rpyc.utils.factory import connect_stream
 
 from dpip.errors import DPIPError
 from protocol import JobAssignment
+from protocol.rpc import SAFE_RPYC_CONFIG
 
 log = logging.getLogger(__name__)
-
-CLIENT_CONFIG = {
-    "allow_public_attrs": False,
-    "allow_all_attrs": False,
-    "allow_pickle": False,
-    "allow_setattr": False,
-    "allow_delattr": False,
-    "import_custom_exceptions": False,
-    "instantiate_custom_exceptions": False,
-}
-
 
 class WorkerUnreachable(DPIPError):
     """Raised when a worker cannot be reached over rpyc or refuses a job."""
@@ -81,7 +71,7 @@ class WorkerLink:
                 self._conn = connect_stream(
                     stream,
                     rpyc.VoidService,
-                    {**CLIENT_CONFIG, "sync_request_timeout": self._timeout_s},
+                    {**SAFE_RPYC_CONFIG, "sync_request_timeout": self._timeout_s},
                 )
             accepted = self._conn.root.submit_job(self._rpc_key, assignment.encode())
         except (EOFError, OSError, TimeoutError, AttributeError, GenericException) as e:

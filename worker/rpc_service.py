@@ -11,21 +11,11 @@ import rpyc
 from rpyc.utils.server import ThreadedServer
 
 from protocol import DecodeError, JobAssignment, decode
+from protocol.rpc import SAFE_RPYC_CONFIG
 
 log = logging.getLogger(__name__)
 rpyc_log = logging.getLogger("worker.rpc")
 rpyc_log.setLevel(logging.WARNING)  # rpyc logs every connection at INFO
-
-SERVER_CONFIG = {
-    "allow_public_attrs": False,
-    "allow_all_attrs": False,
-    "allow_pickle": False,
-    "allow_setattr": False,
-    "allow_delattr": False,
-    "import_custom_exceptions": False,
-    "instantiate_custom_exceptions": False,
-}
-
 
 class JobService(rpyc.Service):
     """What the scheduler may call on a worker, and nothing else."""
@@ -57,7 +47,7 @@ def start_rpc_server(service: JobService, host: str, port: int) -> ThreadedServe
         service,
         hostname=host,
         port=port,
-        protocol_config=SERVER_CONFIG,
+        protocol_config=SAFE_RPYC_CONFIG,
         auto_register=False,
         logger=rpyc_log,
     )

@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test lint install
+.PHONY: run test test-hosts lint install
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,6 +17,9 @@ run: install
 
 test: install
 	$(PY) -m pytest -q; code=$$?; if [ $$code -eq 5 ]; then exit 0; else exit $$code; fi
+
+test-hosts: install
+	$(PY) -m pytest -q -m hosts
 
 lint: install
 	$(VENV)/bin/ruff check .

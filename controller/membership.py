@@ -51,6 +51,7 @@ def admit_worker(
         telemetry_interval_ms=config.telemetry_interval_ms,
         controller_instance=instance,
         token_expires_at_ms=int((time.time() + config.worker_token_ttl_seconds) * 1000),
+        accepted_at_ms=int(time.time() * 1000),
     )
     registration = WorkerRegistration(
         worker_id=worker_id,

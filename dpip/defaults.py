@@ -19,6 +19,10 @@ ADMIN_USERNAME = "admin"
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_IMAGE_PIXELS = 50_000_000  # larger images are refused as decompression bombs
 TOKEN_TTL_SECONDS = 3600
+LOGIN_MAX_FAILURES = 5  # failed logins per (username, address) within the window, then 429
+LOGIN_MAX_FAILURES_PER_ADDRESS = 20  # failed logins per address, any usernames, in the window
+LOGIN_WINDOW_S = 60.0  # seconds a failed login counts against its client
+LOGIN_MAX_TRACKED_KEYS = 10_000  # bound on the throttle's memory; the oldest entries go first
 WORKER_TOKEN_TTL_SECONDS = 24 * 3600
 API_THREADS = 16
 
@@ -33,6 +37,7 @@ WORKER_REQUEST_TIMEOUT_MS = 5000  # worker → controller results
 RESULT_DELIVERY_TRIES = 5
 RPC_TIMEOUT_MS = 2000  # scheduler → worker submit_job; a slower worker counts as unresponsive
 WORKER_HTTP_TIMEOUT_S = 60  # worker → API download or upload of one image
+WORKER_API_RETRY_WINDOW_S = 30  # how long a worker retries an unreachable or failing API
 SUPERVISOR_STOP_GRACE_S = 20  # `dpip up`: how long children may take to stop before SIGKILL
 SUPERVISOR_MAX_RESTARTS = 5  # `dpip up`: restarts of one crashed child before giving up
 

@@ -60,6 +60,7 @@ class JoinAccepted(Message):
     telemetry_interval_ms: int
     controller_instance: str
     token_expires_at_ms: int = 0  # the worker re-joins for a fresh token halfway there
+    accepted_at_ms: int = 0  # controller clock; heartbeats sent before this are stale
 
 
 @dataclass(frozen=True)

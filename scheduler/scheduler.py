@@ -51,6 +51,7 @@ class _Worker:
     registration: WorkerRegistration | None  # None: known from the datastore, not yet re-joined
     last_seen: float
     running: dict[int, float] = field(default_factory=dict)  # job id → when it was assigned
+    reported_running: frozenset[int] = frozenset()  # what its last telemetry said it runs
     cpu_percent: float = 0.0
     memory_percent: float = 0.0
     gpu_percent: float | None = None
@@ -64,7 +65,8 @@ class _Worker:
             name=reg.name if reg else "",
             tags=reg.tags if reg else frozenset(),
             concurrency=reg.concurrency if reg else 0,
-            running=len(self.running),
+            # A job the worker still runs occupies a slot even after it was taken back.
+            running=len(self.reported_running.union(self.running)),
             cpu_percent=self.cpu_percent,
             memory_percent=self.memory_percent,
             gpu_percent=self.gpu_percent,
@@ -112,7 +114,8 @@ class Scheduler:
         self._events.put(lambda: self._on_telemetry(report, received_at))
 
     def tick(self) -> None:
-        self._events.put(self._sweep)
+        posted_at = time.time()  # judge silence as of now, not when a busy thread gets to it
+        self._events.put(lambda: self._sweep(posted_at))
 
     def stop(self) -> None:
         self._events.put(None)
@@ -213,6 +216,7 @@ class Scheduler:
             len(report.running_job_ids),
             received_at,
         )
+        worker.reported_running = frozenset(report.running_job_ids)
         self._release_lost_jobs(report.worker_id, worker, set(report.running_job_ids), received_at)
 
     def _release_lost_jobs(
@@ -249,9 +253,8 @@ class Scheduler:
         elif status is JobStatus.FAILED:
             log.warning("job %s failed for good: %s", result.job_id, result.error)
 
-    def _sweep(self) -> None:
+    def _sweep(self, now: float) -> None:
         """Recovery only: declare silent workers dead and pick up jobs whose hint was lost."""
-        now = time.time()
         for worker_id, worker in list(self._workers.items()):
             if now - worker.last_seen > self._settings.dead_after_s:
                 log.warning("worker %s is silent: declared dead", worker_id)

@@ -80,13 +80,25 @@ class Client:
 class Cluster:
     """A DPIP system in a temp dir: start and stop its parts one by one."""
 
-    def __init__(self, root: Path, env_overrides: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        env_overrides: dict[str, str] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        netns: str | None = None,
+    ) -> None:
+        """`host`: the address the controller and the API bind to and workers dial;
+        `netns`: the network namespace to run the controller and the API in (`ip netns exec`).
+        """
         self.root = root
         self.data_dir = root / "data"
         self.images_dir = root / "images"
+        self.host = host
+        self.netns = netns
         self.api_port = free_port()
         self.controller_port = free_port()
-        self.url = f"http://127.0.0.1:{self.api_port}"
+        self.url = f"http://{host}:{self.api_port}"
         self.env = {
             **os.environ,
             "DPIP_ADMIN_PASSWORD": ADMIN_PASSWORD,
@@ -95,7 +107,15 @@ class Cluster:
         }
         self.processes: dict[str, subprocess.Popen] = {}
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+    def _spawn(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        netns: str | None = None,
+    ) -> None:
+        if netns:
+            argv = ["ip", "netns", "exec", netns, *argv]  # ip execs argv: the same pid
         log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         self.processes[name] = subprocess.Popen(
             argv,
@@ -112,6 +132,8 @@ class Cluster:
             [
                 str(BIN / "dpip"),
                 "controller",
+                "--host",
+                self.host,
                 "--port",
                 str(self.controller_port),
                 "--api-url",
@@ -121,6 +143,7 @@ class Cluster:
                 "--telemetry-interval-ms",
                 str(TELEMETRY_INTERVAL_MS),
             ],
+            netns=self.netns,
         )
 
     def start_api(self) -> None:
@@ -129,20 +152,30 @@ class Cluster:
             [
                 str(BIN / "dpip"),
                 "api",
+                "--host",
+                self.host,
                 "--port",
                 str(self.api_port),
                 "--controller",
-                f"127.0.0.1:{self.controller_port}",
+                f"{self.host}:{self.controller_port}",
                 "--data-dir",
                 str(self.data_dir),
                 "--images-dir",
                 str(self.images_dir),
             ],
+            netns=self.netns,
         )
         wait_until(self._api_answers, 30, "the API to answer")
 
     def start_worker(
-        self, name: str, tags: str = "", concurrency: int = 1, join_token: str | None = None
+        self,
+        name: str,
+        tags: str = "",
+        concurrency: int = 1,
+        join_token: str | None = None,
+        *,
+        netns: str | None = None,
+        advertise_host: str | None = None,
     ) -> None:
         env = dict(self.env)
         if join_token is not None:
@@ -150,7 +183,7 @@ class Cluster:
         argv = [
             str(BIN / "worker"),
             "--controller",
-            f"127.0.0.1:{self.controller_port}",
+            f"{self.host}:{self.controller_port}",
             "--worker-name",
             name,
             "--concurrency",
@@ -160,7 +193,9 @@ class Cluster:
         ]
         if tags:
             argv += ["--tags", tags]
-        self._spawn(name, argv, env)
+        if advertise_host:
+            argv += ["--advertise-host", advertise_host]
+        self._spawn(name, argv, env, netns)
 
     def _api_answers(self) -> bool:
         try:
@@ -202,8 +237,11 @@ class Cluster:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-def start_cluster(root: Path, workers: int = 2, env: dict[str, str] | None = None) -> Cluster:
-    cluster = Cluster(root, env)
+def start_cluster(
+    root: Path, workers: int = 2, env: dict[str, str] | None = None, **cluster_options
+) -> Cluster:
+    """Start a controller, an API and `workers` workers; `cluster_options` go to `Cluster`."""
+    cluster = Cluster(root, env, **cluster_options)
     cluster.start_controller()
     cluster.start_api()
     names = {f"worker-{i}" for i in range(1, workers + 1)}

@@ -129,6 +129,8 @@ class WorkerAgent:
             if heartbeat.controller_instance != session.controller_instance:
                 log.warning("controller restarted; re-joining")
                 return
+            if heartbeat.sent_at_ms < session.accepted_at_ms:
+                continue  # queued before this join (e.g. while the worker was stopped)
             # Two heartbeats in a row, so a join still on its way does not count.
             known = session.worker_id in heartbeat.worker_ids
             unknown_in_a_row = 0 if known else unknown_in_a_row + 1

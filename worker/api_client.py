@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 import requests
 
 from dpip import defaults
 from dpip.errors import DPIPError
+
+log = logging.getLogger(__name__)
 
 
 class JobTaken(DPIPError):
@@ -28,16 +33,32 @@ class ApiClient:
         self._session = requests.Session()
 
     def _request(self, method: str, path: str, **kwargs) -> requests.Response:
-        try:
-            response = self._session.request(
-                method,
-                self.api_url + path,
-                headers={"Authorization": f"Bearer {self.token}"},
-                timeout=self._timeout_s,
-                **kwargs,
-            )
-        except requests.RequestException as e:
-            raise ApiUnavailable(f"{method} {path}: {e}") from e
+        """Send one request; while the API is down or failing (a restart), retry with backoff.
+
+        Without the retries a short API outage would use up every job's attempts at once.
+        """
+        give_up_at = time.monotonic() + defaults.WORKER_API_RETRY_WINDOW_S
+        delay = 0.05
+        while True:
+            try:
+                response = self._session.request(
+                    method,
+                    self.api_url + path,
+                    headers={"Authorization": f"Bearer {self.token}"},
+                    timeout=self._timeout_s,
+                    **kwargs,
+                )
+            except requests.RequestException as e:
+                problem = f"{method} {path}: {e}"
+            else:
+                if response.status_code < 500:
+                    break
+                problem = f"{method} {path}: HTTP {response.status_code} {response.text[:200]}"
+            if time.monotonic() + delay > give_up_at:
+                raise ApiUnavailable(problem)
+            log.warning("%s; retrying in %.2fs", problem, delay)
+            time.sleep(delay)  # recovery only: the API is down or failing
+            delay = min(delay * 2, 2.0)
         if response.status_code in (404, 409):
             raise JobTaken(response.json().get("message", response.reason))
         if response.status_code >= 300:

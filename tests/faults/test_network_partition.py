@@ -1,0 +1,229 @@
+"""Workers on separate (simulated) hosts: one is cut off mid-run, then reconnected.
+
+Three network namespaces made by the test: a hub (controller and API, on a bridge at
+10.213.7.1/24) and one per worker (10.213.7.11 and .12), each joined to the hub's bridge
+by a veth pair. The veth ends are created directly inside the namespaces and the addresses
+exist only there, so no traffic ever reaches the machine's own network. The test process
+enters the hub namespace (its main thread only) to talk to the API. Needs root and `ip`;
+skips otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import io
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from PIL import Image
+
+from tests.conftest import ADMIN_PASSWORD, Client, Cluster, start_cluster, wait_until
+
+pytestmark = pytest.mark.hosts
+
+SUBNET = "10.213.7"
+HUB_ADDRESS = f"{SUBNET}.1"
+WORKERS = {"worker-1": f"{SUBNET}.11", "worker-2": f"{SUBNET}.12"}
+CLONE_NEWNET = 0x40000000
+IMAGES = 4
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=10)
+
+
+@dataclass(frozen=True)
+class Network:
+    hub: str
+    hosts: dict[str, str]  # worker name → its namespace
+    links: dict[str, str]  # worker name → its veth end, inside its namespace
+
+
+def build_network(tag: str) -> Network:
+    hub = f"dpip-hub-{tag}"
+    network = Network(hub, {}, {})
+    ip("netns", "add", hub)
+    ip("-n", hub, "link", "set", "lo", "up")
+    ip("-n", hub, "link", "add", "br0", "type", "bridge")
+    ip("-n", hub, "addr", "add", f"{HUB_ADDRESS}/24", "dev", "br0")
+    ip("-n", hub, "link", "set", "br0", "up")
+    for index, (name, address) in enumerate(WORKERS.items(), start=1):
+        host, hub_end, link = f"dpip-w{index}-{tag}", f"hub{index}", f"eth{index}"
+        ip("netns", "add", host)
+        network.hosts[name] = host
+        network.links[name] = link
+        ip(
+            "link",
+            "add",
+            hub_end,
+            "netns",
+            hub,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            link,
+            "netns",
+            host,
+        )
+        ip("-n", hub, "link", "set", hub_end, "master", "br0", "up")
+        ip("-n", host, "link", "set", "lo", "up")
+        ip("-n", host, "addr", "add", f"{address}/24", "dev", link)
+        ip("-n", host, "link", "set", link, "up")
+    return network
+
+
+def remove_network(tag: str) -> None:
+    for name in (f"dpip-hub-{tag}", f"dpip-w1-{tag}", f"dpip-w2-{tag}"):
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
+
+
+@contextlib.contextmanager
+def inside(namespace: str) -> Iterator[None]:
+    """Run this thread (and the processes it starts) in a network namespace meanwhile."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{namespace}", os.O_RDONLY)
+    try:
+        if libc.setns(target, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns into {namespace} failed")
+        try:
+            yield
+        finally:
+            if libc.setns(home, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns back home failed")
+    finally:
+        os.close(home)
+        os.close(target)
+
+
+@dataclass
+class Hosts:
+    network: Network
+    cluster: Cluster
+    admin: Client
+
+
+@pytest.fixture(scope="module")
+def hosts(tmp_path_factory) -> Iterator[Hosts]:
+    if shutil.which("ip") is None:
+        pytest.skip("'ip' (iproute2) is missing: cannot simulate separate hosts")
+    tag = str(os.getpid())
+    try:
+        network = build_network(tag)
+    except subprocess.CalledProcessError as e:
+        remove_network(tag)
+        pytest.skip(f"cannot create network namespaces and veth pairs here: {e.stderr.strip()}")
+    cluster = None
+    try:
+        with inside(network.hub):
+            cluster = start_cluster(
+                tmp_path_factory.mktemp("hosts"), workers=0, host=HUB_ADDRESS, netns=network.hub
+            )
+            for name, address in WORKERS.items():
+                cluster.start_worker(name, netns=network.hosts[name], advertise_host=address)
+            cluster.wait_workers_alive(set(WORKERS))
+            admin = cluster.login("admin", ADMIN_PASSWORD)
+        yield Hosts(network, cluster, admin)  # tests enter the hub themselves to reach the API
+    finally:
+        if cluster is not None:
+            cluster.stop_all()
+        remove_network(tag)
+
+
+def slow_png() -> bytes:
+    """A small file that takes about a second to blur (12 Mpx of a smooth gradient)."""
+    out = io.BytesIO()
+    Image.linear_gradient("L").resize((4000, 3000)).convert("RGB").save(out, format="PNG")
+    return out.getvalue()
+
+
+def workers_by_name(admin: Client) -> dict[str, dict]:
+    return {w["name"]: w for w in admin.get("/status").json()["workers"]}
+
+
+def join_ids(cluster: Cluster, name: str) -> list[int]:
+    return [
+        int(i) for i in re.findall(rf"worker (\d+) \({name}\) joined", cluster.log("controller"))
+    ]
+
+
+def test_cut_off_worker_loses_its_jobs_to_the_other_and_rejoins_when_reconnected(hosts):
+    cluster, admin = hosts.cluster, hosts.admin
+    with inside(hosts.network.hub):
+        cluster.wait_workers_alive(set(WORKERS))
+        wid = admin.create_workload(filter="blur", radius=8, workload_name="cut")["workload_id"]
+        data = slow_png()
+        for _ in range(IMAGES):
+            assert admin.upload(wid, data).status_code == 201
+        wait_until(
+            lambda: workers_by_name(admin)["worker-1"]["running_jobs"] > 0,
+            30,
+            "worker-1 to run a job",
+        )
+        host, link = hosts.network.hosts["worker-1"], hosts.network.links["worker-1"]
+        ip("-n", host, "link", "set", link, "down")
+        try:
+            done = admin.wait_completed(wid, timeout_s=60)
+            while_cut = workers_by_name(admin)
+        finally:
+            ip("-n", host, "link", "set", link, "up")
+
+        assert done["filtered_images"] == list(range(IMAGES))
+        assert done["failed_images"] == []
+        assert while_cut["worker-1"]["alive"] is False
+        assert while_cut["worker-2"]["alive"] is True
+        [victim] = set(join_ids(cluster, "worker-1"))
+        assert (
+            f"worker {victim}: 1 job(s) back in the queue (worker died while running the job)"
+            in cluster.log("controller")
+        )  # the cut landed mid-job
+
+        joins = len(join_ids(cluster, "worker-1"))
+        cluster.wait_workers_alive({"worker-1", "worker-2"}, timeout_s=30)
+        assert len(join_ids(cluster, "worker-1")) > joins  # re-joined, under its old id
+        assert set(join_ids(cluster, "worker-1")) == {victim}
+        [directory] = cluster.images_dir.glob(f"{wid}-*")
+        assert sorted(p.name for p in directory.iterdir()) == sorted(
+            f"{n}.{kind}.png" for n in range(IMAGES) for kind in ("original", "filtered")
+        )
+
+
+def test_worker_whose_telemetry_was_lost_for_a_while_comes_back(hosts):
+    """A one-way fault: worker-2's telemetry is lost, the heartbeats still reach it.
+
+    The controller declares it dead; it must notice (the heartbeats list the workers the
+    controller counts on) and re-join once its telemetry gets through again.
+    """
+    cluster, admin = hosts.cluster, hosts.admin
+    host = hosts.network.hosts["worker-2"]
+    telemetry_port = re.findall(r"\(telemetry (\d+), broadcast", cluster.log("controller"))[-1]
+    rule = ("-n", host, "rule", "add", "ipproto", "tcp", "dport", telemetry_port, "table", "100")
+    with inside(hosts.network.hub):
+        cluster.wait_workers_alive(set(WORKERS))
+        log_before = len(cluster.log("worker-2"))
+        joins = len(join_ids(cluster, "worker-2"))
+        ip("-n", host, "route", "add", "blackhole", f"{HUB_ADDRESS}/32", "table", "100")
+        ip(*rule)  # only worker-2 → telemetry port goes to the black hole
+        try:
+            wait_until(
+                lambda: not workers_by_name(admin)["worker-2"]["alive"],
+                10,
+                "the controller to declare worker-2 dead",
+            )
+        finally:
+            ip(*[("del" if arg == "add" else arg) for arg in rule])
+        assert "controller silent" not in cluster.log("worker-2")[log_before:]  # one-way only
+
+        def alive() -> bool:
+            return workers_by_name(admin)["worker-2"]["alive"]
+
+        wait_until(alive, 15, "worker-2 to be alive again")
+        assert len(join_ids(cluster, "worker-2")) > joins  # it joined again ...
+        assert len(set(join_ids(cluster, "worker-2"))) == 1  # ... under its old id

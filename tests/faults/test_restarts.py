@@ -1,0 +1,124 @@
+"""Restarting the controller, then the API, in the middle of a run of a few hundred images.
+
+Every image must finish exactly once, the workers must re-join by themselves under their
+names (and ids), and the results must be right (spot-checked against Pillow).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+from PIL import Image
+
+from tests.conftest import ADMIN_PASSWORD, Client, Cluster, image_bytes, start_cluster, wait_until
+
+IMAGES = 240
+UPLOADERS = 4  # uploading in parallel outpaces the two workers, so a backlog builds
+SPOT_CHECKS = (0, 1, 57, 119, 180, 239)
+
+
+def small_png(seed: int) -> bytes:
+    return image_bytes("PNG", size=(64, 48), seed=seed)
+
+
+def upload_all(client: Client, wid: int) -> dict[int, int]:
+    """Upload IMAGES distinct images at once; return each image number's seed."""
+
+    def upload(seed: int) -> tuple[int, int]:
+        response = client.upload(wid, small_png(seed))
+        assert response.status_code == 201, response.text
+        return response.json()["image_id"], seed
+
+    with ThreadPoolExecutor(UPLOADERS) as pool:
+        seeds = dict(pool.map(upload, range(IMAGES)))
+    assert sorted(seeds) == list(range(IMAGES))
+    return seeds
+
+
+def done_count(client: Client, wid: int) -> int:
+    return client.get(f"/workloads/{wid}").json()["images"]["done"]
+
+
+def join_ids(cluster: Cluster) -> dict[str, list[int]]:
+    """Each worker name with the ids it joined under, in order, from the controller's log."""
+    ids: dict[str, list[int]] = {}
+    for worker_id, name in re.findall(r"worker (\d+) \((\S+)\) joined", cluster.log("controller")):
+        ids.setdefault(name, []).append(int(worker_id))
+    return ids
+
+
+def assert_every_image_finished_once(
+    cluster: Cluster, client: Client, wid: int, seeds: dict[int, int]
+) -> None:
+    total = len(seeds)
+    body = client.wait_completed(wid, timeout_s=60)
+    assert body["failed_images"] == []
+    assert body["filtered_images"] == list(range(total))
+    assert body["images"] == {"total": total, "queued": 0, "running": 0, "done": total, "failed": 0}
+    [directory] = cluster.images_dir.glob(f"{wid}-*")
+    names = sorted(p.name for p in directory.iterdir())  # temp files would show: .upload-*
+    assert names == sorted(
+        f"{n}.{kind}.png" for n in range(total) for kind in ("original", "filtered")
+    )
+    for number in SPOT_CHECKS:
+        response = client.get(f"/images/{number}", params={"workload_id": wid, "type": "filtered"})
+        assert response.status_code == 200
+        expected = Image.open(io.BytesIO(small_png(seeds[number]))).convert("L")
+        result = Image.open(io.BytesIO(response.content))
+        assert result.format == "PNG"
+        assert result.mode == "L"
+        assert result.tobytes() == expected.tobytes()
+
+
+def assert_workers_rejoined(cluster: Cluster, client: Client, ids_before: dict[str, list[int]]):
+    cluster.wait_workers_alive({"worker-1", "worker-2"}, timeout_s=30)
+    workers = client.get("/status").json()["workers"]
+    assert sorted(w["name"] for w in workers) == ["worker-1", "worker-2"]  # no newcomer
+    assert all(w["alive"] for w in workers)
+    ids_after = join_ids(cluster)
+    for name in ("worker-1", "worker-2"):
+        assert len(ids_after[name]) > len(ids_before[name])  # it did join again ...
+        assert set(ids_after[name]) == {ids_before[name][0]}  # ... under the same id
+
+
+def test_controller_restart_in_the_middle_of_a_run(tmp_path):
+    cluster = start_cluster(tmp_path)
+    try:
+        admin = cluster.login("admin", ADMIN_PASSWORD)
+        wid = admin.create_workload(filter="grayscale", workload_name="ctl-restart")["workload_id"]
+        ids_before = join_ids(cluster)
+        seeds = upload_all(admin, wid)
+        wait_until(lambda: done_count(admin, wid) >= 20, 30, "the run to be under way")
+
+        cluster.stop("controller")
+        assert done_count(admin, wid) < IMAGES  # the run is really in the middle
+        cluster.start_controller()
+
+        assert_every_image_finished_once(cluster, admin, wid, seeds)
+        assert_workers_rejoined(cluster, admin, ids_before)
+    finally:
+        cluster.stop_all()
+
+
+def test_api_restart_in_the_middle_of_a_run(tmp_path):
+    cluster = start_cluster(tmp_path)
+    try:
+        admin = cluster.login("admin", ADMIN_PASSWORD)
+        wid = admin.create_workload(filter="grayscale", workload_name="api-restart")["workload_id"]
+        ids_before = join_ids(cluster)
+        seeds = upload_all(admin, wid)
+        wait_until(lambda: done_count(admin, wid) >= 20, 30, "the run to be under way")
+
+        assert done_count(admin, wid) < IMAGES  # the run is really in the middle
+        cluster.stop("api")
+        cluster.start_api()
+
+        assert_every_image_finished_once(cluster, admin, wid, seeds)  # the old token works
+        cluster.wait_workers_alive({"worker-1", "worker-2"}, timeout_s=30)
+        workers = admin.get("/status").json()["workers"]
+        assert sorted(w["name"] for w in workers) == ["worker-1", "worker-2"]
+        assert join_ids(cluster) == ids_before  # the controller kept them: no re-join needed
+    finally:
+        cluster.stop_all()

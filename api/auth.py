@@ -1,23 +1,63 @@
-"""Log in (HTTP Basic or JSON) and log out (revoke the token for good)."""
+"""Log in (HTTP Basic or JSON) and log out (revoke the token for good).
+
+Failed logins are throttled per (username, address) and per address (`api.login_throttle`):
+a throttled client gets 429 `too_many_attempts` with Retry-After, even with the right password.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
+from flask.blueprints import BlueprintSetupState
 from flask_jwt_extended import get_jwt, jwt_required
 
 from api.db import get_db
-from api.errors import APIError
+from api.errors import APIError, error_response
+from api.login_throttle import LoginThrottle, retry_after_header
 from api.tokens import mint_token
 from datastore import transaction, users
 from protocol import UserRole
 
 bp = Blueprint("auth", __name__)
 
+THROTTLE_EXTENSION = "dpip_login_throttle"
+
+
+@bp.record_once
+def _install_throttle(state: BlueprintSetupState) -> None:
+    config = state.app.config["DPIP"]
+    state.app.extensions[THROTTLE_EXTENSION] = LoginThrottle(
+        max_failures=config.login_max_failures,
+        window_s=config.login_window_s,
+        max_failures_per_address=config.login_max_failures_per_address,
+    )
+
+
+def _throttle() -> LoginThrottle:
+    return current_app.extensions[THROTTLE_EXTENSION]
+
+
+def _json_body():
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:  # absurdly nested JSON: treat it like any other unreadable body
+        return None
+
+
+def _encodable(*values: str) -> bool:
+    """False for text that is not valid Unicode (lone surrogates from JSON escapes): such
+    credentials cannot match a user, and the datastore and the KDF cannot even take them."""
+    try:
+        for value in values:
+            value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
 
 def _credentials() -> tuple[str, str]:
     if request.authorization and request.authorization.type == "basic":
         return request.authorization.username or "", request.authorization.password or ""
-    body = request.get_json(silent=True)
+    body = _json_body()
     if not isinstance(body, dict):
         body = request.form
     username, password = body.get("username"), body.get("password")
@@ -33,9 +73,25 @@ def _credentials() -> tuple[str, str]:
 @bp.route("/login", methods=["POST", "GET"])
 def login():
     username, password = _credentials()
-    user = users.authenticate(get_db(), username, password)
+    address = request.remote_addr or "unknown"
+    throttle = _throttle()
+    wait_s = throttle.retry_after(username, address)
+    if wait_s > 0:
+        retry_after = retry_after_header(wait_s)
+        response = error_response(
+            429,
+            "too_many_attempts",
+            f"too many failed logins; try again in {retry_after} s",
+        )
+        response.headers["Retry-After"] = retry_after
+        return response
+    user = (
+        users.authenticate(get_db(), username, password) if _encodable(username, password) else None
+    )
     if user is None:
+        throttle.record_failure(username, address)
         raise APIError(401, "bad_credentials", "wrong username or password")
+    throttle.record_success(username, address)
     token = mint_token(user["id"], UserRole(user["role"]))
     return jsonify(user=user["username"], role=user["role"], token=token)
 

@@ -20,6 +20,9 @@ class ApiConfig:
     max_image_pixels: int = defaults.MAX_IMAGE_PIXELS
     token_ttl_seconds: int = defaults.TOKEN_TTL_SECONDS
     dead_after_intervals: int = defaults.DEAD_AFTER_INTERVALS
+    login_max_failures: int = defaults.LOGIN_MAX_FAILURES  # per (username, address) and window
+    login_max_failures_per_address: int = defaults.LOGIN_MAX_FAILURES_PER_ADDRESS
+    login_window_s: float = defaults.LOGIN_WINDOW_S
 
     @property
     def database_path(self) -> Path:

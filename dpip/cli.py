@@ -180,6 +180,10 @@ def api(host, port, controller, threads, data_dir, images_dir) -> None:
         max_upload_bytes=int(os.environ.get("DPIP_MAX_UPLOAD_BYTES", defaults.MAX_UPLOAD_BYTES)),
         max_image_pixels=int(os.environ.get("DPIP_MAX_IMAGE_PIXELS", defaults.MAX_IMAGE_PIXELS)),
         token_ttl_seconds=int(os.environ.get("DPIP_TOKEN_TTL", defaults.TOKEN_TTL_SECONDS)),
+        login_max_failures=int(
+            os.environ.get("DPIP_LOGIN_MAX_FAILURES", defaults.LOGIN_MAX_FAILURES)
+        ),
+        login_window_s=float(os.environ.get("DPIP_LOGIN_WINDOW_S", defaults.LOGIN_WINDOW_S)),
     )
     server = waitress.create_server(create_app(config), host=host, port=port, threads=threads)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

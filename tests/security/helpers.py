@@ -1,0 +1,183 @@
+"""Shared checks of the security suite: the error shape, state snapshots, forged tokens, joins."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import struct
+import zlib
+from dataclasses import dataclass
+from datetime import timedelta
+from itertools import count
+from pathlib import Path
+
+import pynng
+import requests
+from flask import Flask
+from flask_jwt_extended import JWTManager, create_access_token
+from requests.adapters import HTTPAdapter
+
+from protocol import JoinRequest, decode
+from tests.conftest import image_bytes
+
+# Every workload of this suite is tagged so that no worker ever runs its jobs: nothing changes
+# under the image store behind a test's back, so a snapshot compares exactly.
+NO_WORKER = ["nowhere"]
+
+ERROR_KEYS = {"error", "message"}
+
+
+def assert_error(response: requests.Response, status: int, code: str) -> dict:
+    """The answer is `status` with exactly {"error": code, "message": <non-empty text>}."""
+    assert response.status_code == status, response.text[:500]
+    assert response.headers["Content-Type"].startswith("application/json"), response.headers
+    body = response.json()
+    assert set(body) == ERROR_KEYS, body
+    assert body["error"] == code, body
+    assert isinstance(body["message"], str) and body["message"].strip(), body
+    return body
+
+
+def assert_error_shape(response: requests.Response) -> None:
+    """Any 4xx answer: the JSON error shape, whatever the code."""
+    assert 400 <= response.status_code < 500, response.text[:500]
+    body = response.json()
+    assert set(body) == ERROR_KEYS, body
+    assert isinstance(body["error"], str) and body["error"], body
+    assert isinstance(body["message"], str) and body["message"], body
+
+
+def database(cluster) -> sqlite3.Connection:
+    """A read-only connection to the cluster's datastore."""
+    path = Path(cluster.data_dir) / "dpip.sqlite3"
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+
+
+@dataclass(frozen=True)
+class State:
+    """What a refused request must not change."""
+
+    users: tuple
+    workloads: tuple
+    images: tuple
+    jobs: tuple
+    workers: tuple
+    files: frozenset
+
+    @property
+    def temp_files(self) -> list[str]:
+        return [f for f in self.files if Path(f).name.startswith(".upload-")]
+
+
+def snapshot(cluster) -> State:
+    conn = database(cluster)
+    try:
+        rows = {
+            "users": "SELECT id, username, password_hash, role FROM users ORDER BY id",
+            "workloads": "SELECT id, user_id, name, dir_name, filter, params, tags,"
+            " next_image_number FROM workloads ORDER BY id",
+            "images": "SELECT workload_id, number, format FROM images ORDER BY 1, 2",
+            "jobs": "SELECT id, workload_id, image_number, status, worker_id, attempts"
+            " FROM jobs ORDER BY id",
+            "workers": "SELECT id, name, rpc_host, rpc_port FROM workers ORDER BY id",
+        }
+        tables = {name: tuple(map(tuple, conn.execute(sql))) for name, sql in rows.items()}
+    finally:
+        conn.close()
+    root = Path(cluster.images_dir)
+    files = frozenset(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else ()
+    return State(**tables, files=frozenset(files))
+
+
+def assert_unchanged(cluster, before: State) -> None:
+    after = snapshot(cluster)
+    assert after.temp_files == [], after.temp_files
+    assert after == before
+
+
+def forge_token(
+    secret: str,
+    identity: str = "1",
+    role: str = "admin",
+    expires: timedelta = timedelta(hours=1),
+) -> str:
+    """A token made with flask-jwt-extended, signed with `secret`."""
+    app = Flask("forger")
+    app.config["JWT_SECRET_KEY"] = secret
+    JWTManager(app)
+    with app.app_context():
+        return create_access_token(
+            identity=identity, additional_claims={"role": role}, expires_delta=expires
+        )
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unsigned_token(identity: str = "1", role: str = "admin") -> str:
+    """A token with `alg: none` and no signature."""
+    header = _b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+    payload = _b64(
+        json.dumps(
+            {"sub": identity, "role": role, "type": "access", "fresh": False, "jti": "x"}
+            | {"iat": 1, "nbf": 1, "exp": 4_000_000_000}
+        ).encode()
+    )
+    return f"{header}.{payload}."
+
+
+def with_payload(token: str, **claims) -> str:
+    """`token` with claims changed and the original signature kept."""
+    header, payload, signature = token.split(".")
+    body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return f"{header}.{_b64(json.dumps(body | claims).encode())}.{signature}"
+
+
+def join(cluster, token: str, name: str, rpc_port: int = 9):
+    """Send one JoinRequest to the controller and return its decoded answer."""
+    with pynng.Req0(recv_timeout=5000, send_timeout=5000) as sock:
+        sock.dial(f"tcp://127.0.0.1:{cluster.controller_port}")
+        sock.send(JoinRequest(name, (), 1, "127.0.0.1", rpc_port, token).encode())
+        return decode(sock.recv())
+
+
+def join_token(cluster) -> str:
+    return (Path(cluster.data_dir) / "join_token").read_text().strip()
+
+
+def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A tiny PNG whose header claims `width` x `height` pixels (with a valid CRC)."""
+    data = bytearray(image_bytes("PNG", size=(1, 1)))
+    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return bytes(data)
+
+
+class _SourceAddressAdapter(HTTPAdapter):
+    def __init__(self, address: str) -> None:
+        self._address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["source_address"] = (self._address, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+_addresses = count(1)
+
+
+def fresh_address() -> str:
+    """A loopback address no other test of this process has used (the throttle's key)."""
+    number = next(_addresses)
+    return f"127.0.{100 + number // 250}.{1 + number % 250}"
+
+
+def session_from(address: str) -> requests.Session:
+    """A requests session whose connections come from `address` (any 127.x.y.z works)."""
+    session = requests.Session()
+    adapter = _SourceAddressAdapter(address)
+    session.mount("http://", adapter)
+    return session

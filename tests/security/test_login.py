@@ -1,0 +1,232 @@
+"""Passwords at rest, bad logins, and the login throttle (429 per username and address).
+
+Each test that fails logins does so from its own loopback source address (127.0.x.y), so the
+throttle's per-address counters of one test never block another test, nor the fixtures'
+logins from 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from dpip import defaults
+from tests.conftest import ADMIN_PASSWORD, start_cluster, wait_until
+from tests.security.helpers import (
+    assert_error,
+    assert_unchanged,
+    database,
+    fresh_address,
+    session_from,
+    snapshot,
+)
+
+
+def _login(session: requests.Session, url: str, username: str, password: str):
+    return session.post(url + "/login", auth=(username, password), timeout=30)
+
+
+def test_passwords_are_stored_only_as_slow_kdf_hashes(cluster, admin, alice):
+    twins = []
+    for index in range(3):
+        name = f"twin{index}-{alice.name}"
+        response = admin.post("/users", json={"username": name, "password": "same-password"})
+        assert response.status_code == 201
+        twins.append(name)
+    changer = twins.pop()
+    changed = admin.request("PATCH", f"/users/{changer}", json={"password": "changed-password"})
+    assert changed.status_code == 200
+    passwords = {
+        "admin": ADMIN_PASSWORD,
+        alice.name: alice.password,
+        changer: "changed-password",
+        twins[0]: "same-password",
+        twins[1]: "same-password",
+    }
+    conn = database(cluster)
+    try:
+        hashes = dict(conn.execute("SELECT username, password_hash FROM users"))
+    finally:
+        conn.close()
+    for name, password in passwords.items():
+        stored = hashes[name]
+        assert stored.startswith(("scrypt:", "pbkdf2:")), stored
+        assert password not in stored
+        assert password.encode().hex() not in stored
+    assert hashes[twins[0]] != hashes[twins[1]]  # salted
+
+
+BAD_LOGINS = [
+    pytest.param({"auth": ("ADMIN", ADMIN_PASSWORD)}, 401, "bad_credentials", id="wrong-case-user"),
+    pytest.param({"auth": ("admin", "wrong-password")}, 401, "bad_credentials", id="wrong-pw"),
+    pytest.param({"auth": ("admin", "")}, 401, "bad_credentials", id="empty-pw"),
+    pytest.param({"auth": ("", "")}, 401, "bad_credentials", id="empty-basic"),
+    pytest.param({"auth": ("nobody", "whatever")}, 401, "bad_credentials", id="unknown-user"),
+    pytest.param({"auth": ("admin' --", "x")}, 401, "bad_credentials", id="sql-injection"),
+    pytest.param({"auth": ("x" * 10_000, "x")}, 401, "bad_credentials", id="10000-char-user"),
+    pytest.param(
+        {"json": {"username": "admin\x00", "password": ADMIN_PASSWORD}},
+        401,
+        "bad_credentials",
+        id="nul-suffix",
+    ),
+    pytest.param(
+        {"json": {"username": "admin", "password": "\ud800" * 8}},
+        401,
+        "bad_credentials",
+        id="lone-surrogate-pw",
+    ),
+    pytest.param(
+        {"json": {"username": "\ud800", "password": "x"}},
+        401,
+        "bad_credentials",
+        id="lone-surrogate-user",
+    ),
+    pytest.param({"json": {"username": "admin"}}, 400, "missing_credentials", id="no-password"),
+    pytest.param({}, 400, "missing_credentials", id="nothing"),
+    pytest.param(
+        {"json": {"username": ["admin"], "password": ADMIN_PASSWORD}},
+        400,
+        "missing_credentials",
+        id="list-username",
+    ),
+    pytest.param(
+        {"json": {"username": "admin", "password": None}},
+        400,
+        "missing_credentials",
+        id="null-password",
+    ),
+    pytest.param(
+        {
+            "data": "[" * 100_000 + "]" * 100_000,
+            "headers": {"Content-Type": "application/json"},
+        },
+        400,
+        "missing_credentials",
+        id="nested-100000-deep",
+    ),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "status", "code"), BAD_LOGINS)
+def test_bad_login_is_refused_without_a_token(cluster, kwargs, status, code):
+    before = snapshot(cluster)
+    with session_from(fresh_address()) as session:
+        response = session.post(cluster.url + "/login", timeout=30, **kwargs)
+    body = assert_error(response, status, code)
+    assert "token" not in body
+    assert_unchanged(cluster, before)
+
+
+def test_too_many_failures_for_a_user_answer_429_even_with_the_right_password(cluster, alice):
+    address, elsewhere = fresh_address(), fresh_address()
+    with session_from(address) as attacker, session_from(elsewhere) as owner:
+        for _ in range(defaults.LOGIN_MAX_FAILURES):
+            assert_error(_login(attacker, cluster.url, alice.name, "guess"), 401, "bad_credentials")
+        for password in ("guess", alice.password):
+            throttled = _login(attacker, cluster.url, alice.name, password)
+            body = assert_error(throttled, 429, "too_many_attempts")
+            assert "token" not in body
+            assert 1 <= int(throttled.headers["Retry-After"]) <= defaults.LOGIN_WINDOW_S
+        # the same user from another address, and another user from this one, are not blocked
+        assert _login(owner, cluster.url, alice.name, alice.password).status_code == 200
+        assert _login(attacker, cluster.url, "admin", ADMIN_PASSWORD).status_code == 200
+        # and a success elsewhere does not lift the block here
+        assert _login(attacker, cluster.url, alice.name, alice.password).status_code == 429
+
+
+def test_the_address_is_capped_across_usernames(cluster, alice):
+    address, elsewhere = fresh_address(), fresh_address()
+    with session_from(address) as sprayer, session_from(elsewhere) as owner:
+        for index in range(defaults.LOGIN_MAX_FAILURES_PER_ADDRESS):
+            response = _login(sprayer, cluster.url, f"spray-{index}", "password1")
+            assert_error(response, 401, "bad_credentials")
+        for username, password in ((alice.name, alice.password), ("spray-new", "password1")):
+            throttled = _login(sprayer, cluster.url, username, password)
+            assert_error(throttled, 429, "too_many_attempts")
+            assert int(throttled.headers["Retry-After"]) >= 1
+        assert _login(owner, cluster.url, alice.name, alice.password).status_code == 200
+
+
+def test_another_users_success_does_not_reset_the_count(cluster, alice, bob):
+    with session_from(fresh_address()) as session:
+        for _ in range(defaults.LOGIN_MAX_FAILURES - 1):
+            assert _login(session, cluster.url, alice.name, "guess").status_code == 401
+        assert _login(session, cluster.url, bob.name, bob.password).status_code == 200
+        assert _login(session, cluster.url, alice.name, "guess").status_code == 401
+        throttled = _login(session, cluster.url, alice.name, alice.password)
+        assert_error(throttled, 429, "too_many_attempts")
+
+
+def test_only_failures_count(cluster, alice):
+    """Right passwords and requests without credentials never throttle anyone."""
+    with session_from(fresh_address()) as session:
+        for _ in range(defaults.LOGIN_MAX_FAILURES_PER_ADDRESS + 5):
+            assert session.post(cluster.url + "/login", timeout=30).status_code == 400
+        for _ in range(defaults.LOGIN_MAX_FAILURES + 2):
+            assert _login(session, cluster.url, alice.name, alice.password).status_code == 200
+
+
+def test_forwarded_for_headers_do_not_change_the_address(cluster, alice):
+    with session_from(fresh_address()) as session:
+        for index in range(defaults.LOGIN_MAX_FAILURES + 1):
+            response = session.post(
+                cluster.url + "/login",
+                auth=(alice.name, "guess"),
+                headers={"X-Forwarded-For": f"10.1.2.{index}", "X-Real-IP": f"10.1.3.{index}"},
+                timeout=30,
+            )
+        assert_error(response, 429, "too_many_attempts")
+
+
+@pytest.fixture
+def short_window_cluster(tmp_path) -> Iterator:
+    """A cluster whose API reads the throttle settings from DPIP_LOGIN_* variables."""
+    running = start_cluster(
+        tmp_path, workers=0, env={"DPIP_LOGIN_MAX_FAILURES": "2", "DPIP_LOGIN_WINDOW_S": "1"}
+    )
+    try:
+        yield running
+    finally:
+        running.stop_all()
+
+
+def test_the_limit_and_window_come_from_the_environment(short_window_cluster):
+    url = short_window_cluster.url
+    with requests.Session() as session:
+        for _ in range(2):
+            assert _login(session, url, "admin", "wrong-password").status_code == 401
+        throttled = _login(session, url, "admin", ADMIN_PASSWORD)
+        assert_error(throttled, 429, "too_many_attempts")
+        assert throttled.headers["Retry-After"] == "1"
+        wait_until(
+            lambda: _login(session, url, "admin", ADMIN_PASSWORD).status_code == 200,
+            5,
+            "the 1 s window to pass",
+        )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG datastore/users.py authenticate returns at once for an unknown username, "
+    "without running the password KDF: a wrong password costs ~170 ms, an unknown user "
+    "~0.4 ms, so login timing tells which usernames exist (fix: when the user is missing, "
+    "check the password against a fixed dummy hash of the same method before returning None)",
+)
+def test_login_time_does_not_tell_whether_a_user_exists(cluster, alice):
+    def median_ms(usernames: list[str]) -> float:
+        times = []
+        with session_from(fresh_address()) as session:
+            for username in usernames:
+                started = time.perf_counter()
+                assert _login(session, cluster.url, username, "guess").status_code == 401
+                times.append((time.perf_counter() - started) * 1000)
+        return statistics.median(times)
+
+    existing = median_ms([alice.name] * 3)  # under the per-user limit of 5
+    missing = median_ms([f"ghost-{index}-{alice.name}" for index in range(3)])
+    assert missing >= existing / 3, (existing, missing)

@@ -12,6 +12,7 @@ from flask_jwt_extended import get_jwt, jwt_required
 
 from api.db import get_db
 from api.errors import APIError, error_response
+from api.inputs import is_utf8, json_body
 from api.login_throttle import LoginThrottle, retry_after_header
 from api.tokens import mint_token
 from datastore import transaction, users
@@ -36,28 +37,10 @@ def _throttle() -> LoginThrottle:
     return current_app.extensions[THROTTLE_EXTENSION]
 
 
-def _json_body():
-    try:
-        return request.get_json(silent=True)
-    except RecursionError:  # absurdly nested JSON: treat it like any other unreadable body
-        return None
-
-
-def _encodable(*values: str) -> bool:
-    """False for text that is not valid Unicode (lone surrogates from JSON escapes): such
-    credentials cannot match a user, and the datastore and the KDF cannot even take them."""
-    try:
-        for value in values:
-            value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _credentials() -> tuple[str, str]:
     if request.authorization and request.authorization.type == "basic":
         return request.authorization.username or "", request.authorization.password or ""
-    body = _json_body()
+    body = json_body()
     if not isinstance(body, dict):
         body = request.form
     username, password = body.get("username"), body.get("password")
@@ -85,9 +68,8 @@ def login():
         )
         response.headers["Retry-After"] = retry_after
         return response
-    user = (
-        users.authenticate(get_db(), username, password) if _encodable(username, password) else None
-    )
+    readable = is_utf8(username) and is_utf8(password)
+    user = users.authenticate(get_db(), username, password) if readable else None
     if user is None:
         throttle.record_failure(username, address)
         raise APIError(401, "bad_credentials", "wrong username or password")

@@ -11,7 +11,7 @@ from flask_jwt_extended import jwt_required
 from api.access import visible_workload
 from api.db import get_db
 from api.errors import APIError, bad_request, forbidden, not_found
-from api.inputs import parse_id, request_fields
+from api.inputs import ID_CONVERTER, parse_id, request_fields
 from api.storage import ImageStore, storage_error
 from api.tokens import Principal, current_principal
 from datastore import jobs, transaction, workloads
@@ -106,7 +106,7 @@ def upload_image():
     return jsonify(workload_id=workload["id"], image_id=number, type=kind), 201
 
 
-@bp.get("/images/<int:image_id>")
+@bp.get(f"/images/<{ID_CONVERTER}:image_id>")
 @jwt_required()
 def download_image(image_id: int):
     principal = current_principal()

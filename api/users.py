@@ -10,7 +10,7 @@ from flask_jwt_extended import jwt_required
 from api.access import require_admin, require_person
 from api.db import get_db
 from api.errors import APIError, bad_request, not_found
-from api.inputs import request_fields
+from api.inputs import is_utf8, request_fields
 from datastore import transaction, users, workloads
 from protocol import UserRole
 
@@ -24,7 +24,7 @@ def describe_user(row: sqlite3.Row) -> dict:
 
 
 def _password(value) -> str:
-    if not isinstance(value, str) or len(value) < MIN_PASSWORD_CHARS:
+    if not isinstance(value, str) or len(value) < MIN_PASSWORD_CHARS or not is_utf8(value):
         raise bad_request(
             f"'password' must be a string of at least {MIN_PASSWORD_CHARS} characters",
             "invalid_password",
@@ -58,7 +58,12 @@ def create_user():
     require_admin()
     fields = request_fields()
     username = fields.get("username")
-    if not isinstance(username, str) or not username.isprintable() or not 0 < len(username) <= 64:
+    if (
+        not isinstance(username, str)
+        or not username.isprintable()
+        or not 0 < len(username) <= 64
+        or not is_utf8(username)
+    ):
         raise bad_request("'username' must be 1-64 printable characters", "invalid_username")
     password = _password(fields.get("password"))
     role = _role(fields.get("role", UserRole.USER.value))

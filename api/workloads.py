@@ -12,7 +12,7 @@ from flask_jwt_extended import jwt_required
 from api.access import require_person, visible_workload
 from api.db import get_db
 from api.errors import APIError
-from api.inputs import iso_time, request_fields
+from api.inputs import ID_CONVERTER, iso_time, request_fields
 from api.validation import validate_workload_request
 from datastore import transaction, workloads
 
@@ -71,7 +71,7 @@ def list_workloads():
     return jsonify(workloads=[describe_workload(row, with_lists=False) for row in rows])
 
 
-@bp.get("/workloads/<int:workload_id>")
+@bp.get(f"/workloads/<{ID_CONVERTER}:workload_id>")
 @jwt_required()
 def get_workload(workload_id: int):
     principal = require_person()

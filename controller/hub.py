@@ -34,6 +34,16 @@ from scheduler.scheduler import SchedulerSettings
 log = logging.getLogger(__name__)
 
 
+def _receive(socket: pynng.Socket) -> bytes:
+    """Receive one message; an empty one (which pynng cannot convert) reads as b""."""
+    try:
+        return socket.recv()
+    except pynng.Closed:
+        raise
+    except RuntimeError:
+        return b""
+
+
 def _bound_port(listener: pynng.Listener) -> int:
     # pynng's InAddr.port is in network byte order; the printed form is right.
     return int(str(listener.local_address).rsplit(":", 1)[1])
@@ -103,13 +113,16 @@ class Controller:
         try:
             while True:
                 try:
-                    data = self._rep.recv()
+                    data = _receive(self._rep)
                 except pynng.Closed:
                     return
                 try:
                     reply = self._answer(conn, data)
                 except DecodeError as e:
                     reply = Ack(ok=False, detail=str(e))
+                except Exception:  # one bad request must not end the loop that serves all
+                    log.exception("request failed")
+                    reply = Ack(ok=False, detail="the controller failed on this request")
                 try:
                     self._rep.send(reply.encode())
                 except pynng.Closed:
@@ -139,7 +152,7 @@ class Controller:
     def _receive_telemetry(self) -> None:
         while True:
             try:
-                data = self._telemetry.recv()
+                data = _receive(self._telemetry)
             except pynng.Closed:
                 return
             try:

@@ -23,7 +23,9 @@ def admit_worker(
     instance: str,
 ) -> tuple[JoinAccepted | JoinRefused, WorkerRegistration | None]:
     """Answer a join request; on success also return what the scheduler must learn."""
-    if not hmac.compare_digest(request.join_token.encode(), config.join_token.encode()):
+    if not hmac.compare_digest(
+        request.join_token.encode("utf-8", "surrogatepass"), config.join_token.encode()
+    ):
         return JoinRefused("wrong join token; get it with 'dpip join-token'"), None
     problem = _check_fields(request)
     if problem:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 
@@ -9,6 +10,11 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from dpip.errors import DPIPError
 from protocol import UserRole
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return generate_password_hash("no user has this password")
 
 
 class UserExists(DPIPError, ValueError):
@@ -49,7 +55,9 @@ def find_user_by_id(conn: sqlite3.Connection, user_id: int) -> sqlite3.Row | Non
 def authenticate(conn: sqlite3.Connection, username: str, password: str) -> sqlite3.Row | None:
     """Return the user when the password matches its hash."""
     user = find_user_by_name(conn, username)
-    if user is None or not check_password_hash(user["password_hash"], password):
+    # An unknown user costs the same hash check, so timing does not tell who exists.
+    stored_hash = user["password_hash"] if user is not None else _dummy_hash()
+    if not check_password_hash(stored_hash, password) or user is None:
         return None
     return user
 

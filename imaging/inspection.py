@@ -50,6 +50,25 @@ class ImageInfo:
         return ALLOWED_FORMATS[self.format][1]
 
 
+# verify() checks every chunk of a PNG; for these formats only decoding finds a cut file.
+_DECODE_TO_CHECK = {"GIF", "TIFF", "BMP", "WEBP"}
+_JPEG_START_OF_SCAN, _JPEG_END_OF_IMAGE = b"\xff\xda", b"\xff\xd9"
+
+
+def _check_complete(data: bytes, image_format: str) -> None:
+    """Refuse a truncated file, cheaply where the format allows it.
+
+    A JPEG's last scan must be followed by its end marker (markers cannot occur inside
+    entropy-coded data), which costs a byte search instead of a full decode.
+    """
+    if image_format == "JPEG":
+        if data.rfind(_JPEG_END_OF_IMAGE) < data.rfind(_JPEG_START_OF_SCAN):
+            raise NotAnImage("the JPEG is truncated: its last scan has no end marker")
+    elif image_format in _DECODE_TO_CHECK:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+
+
 def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:
     """Return the format and size of `data`, or raise an ImageRejected subclass."""
     if not data:
@@ -69,6 +88,7 @@ def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:
                         f"{info.width}x{info.height} is over the limit of {max_pixels} pixels"
                     )
                 image.verify()
+            _check_complete(data, info.format)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageTooLarge(f"the image is over the pixel limit: {e}") from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:

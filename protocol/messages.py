@@ -83,6 +83,7 @@ class Telemetry(Message):
     gpu: dict[str, Any] | None
     running_job_ids: tuple[int, ...]
     sent_at_ms: int
+    worker_key: str = ""  # the rpc key of the worker's join: proves who sends this
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class JobResult(Message):
     outcome: str
     error: str = ""
     duration_ms: int = 0
+    worker_key: str = ""  # the rpc key of the worker's join: proves who sends this
 
 
 @dataclass(frozen=True)

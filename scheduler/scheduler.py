@@ -9,6 +9,7 @@ whose hint was lost.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import queue
 import time
@@ -104,7 +105,7 @@ class Scheduler:
         self._events.put(self._load_new_jobs)
 
     def job_finished(self, result: JobResult) -> None:
-        self._events.put(lambda: self._on_result(result))
+        self._events.put(lambda: self._on_reported_result(result))
 
     def worker_joined(self, registration: WorkerRegistration) -> None:
         self._events.put(lambda: self._on_join(registration))
@@ -198,10 +199,26 @@ class Scheduler:
         )
         log.info("worker %s (%s) joined with %d slot(s)", reg.worker_id, reg.name, reg.concurrency)
 
-    def _on_telemetry(self, report: Telemetry, received_at: float) -> None:
-        worker = self._workers.get(report.worker_id)
+    def _sender_is_genuine(self, worker_id: int, worker_key: str) -> bool:
+        """Whether a message claiming to come from `worker_id` carries that worker's key."""
+        worker = self._workers.get(worker_id)
         if worker is None or worker.registration is None:
-            return  # not joined with this controller yet; it will re-join on its own
+            return False  # not joined with this controller yet; it will re-join on its own
+        if hmac.compare_digest(
+            worker_key.encode("utf-8", "surrogatepass"), worker.registration.rpc_key.encode()
+        ):
+            return True
+        log.warning("dropped a message for worker %s without its key", worker_id)
+        return False
+
+    def _on_reported_result(self, result: JobResult) -> None:
+        if self._sender_is_genuine(result.worker_id, result.worker_key):
+            self._on_result(result)
+
+    def _on_telemetry(self, report: Telemetry, received_at: float) -> None:
+        if not self._sender_is_genuine(report.worker_id, report.worker_key):
+            return
+        worker = self._workers[report.worker_id]
         worker.last_seen = received_at
         worker.cpu_percent = report.cpu_percent
         worker.memory_percent = report.memory_percent

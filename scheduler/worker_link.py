@@ -17,6 +17,7 @@ from protocol.rpc import SAFE_RPYC_CONFIG
 
 log = logging.getLogger(__name__)
 
+
 class WorkerUnreachable(DPIPError):
     """Raised when a worker cannot be reached over rpyc or refuses a job."""
 

@@ -5,6 +5,7 @@ First SIGTERM/SIGINT: stop taking jobs, finish the running ones, leave. Second: 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
@@ -153,6 +154,7 @@ class WorkerAgent:
                     gpu=gpu,
                     running_job_ids=self.runner.running_job_ids,
                     sent_at_ms=int(time.time() * 1000),
+                    worker_key=session.rpc_key,
                 )
             )
             if self._stopping.wait(session.telemetry_interval_ms / 1000):
@@ -160,7 +162,7 @@ class WorkerAgent:
 
     def _deliver_results(self) -> None:
         while True:
-            result = self._results.get()
+            result = dataclasses.replace(self._results.get(), worker_key=self._session.rpc_key)
             for attempt in range(1, defaults.RESULT_DELIVERY_TRIES + 1):
                 try:
                     self.link.report(result)

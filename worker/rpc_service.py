@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 rpyc_log = logging.getLogger("worker.rpc")
 rpyc_log.setLevel(logging.WARNING)  # rpyc logs every connection at INFO
 
+
 class JobService(rpyc.Service):
     """What the scheduler may call on a worker, and nothing else."""
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 from PIL import Image
 
@@ -10,28 +12,40 @@ from imaging import inspect_image
 from tests.conftest import ADMIN_PASSWORD, image_bytes
 
 
-def truncated_bmp() -> bytes:
-    """A BMP cut short: its header passes the upload check, decoding it fails on the worker."""
+def corrupt_png() -> bytes:
+    """A PNG whose compressed pixels are garbage under valid checksums: the upload check
+    (headers and chunk CRCs) passes it, decoding it on the worker fails."""
     out = io.BytesIO()
-    Image.new("RGB", (64, 64), (10, 200, 30)).save(out, format="BMP")
-    data = out.getvalue()[: 54 + 64 * 64]
-    inspect_image(data, 10_000)  # the premise: the API accepts it
-    return data
+    Image.effect_noise((64, 64), 50).convert("RGB").save(out, format="PNG")
+    data = out.getvalue()
+    start = data.index(b"IDAT") - 4
+    (length,) = struct.unpack(">I", data[start : start + 4])
+    pixels = data[start + 8 : start + 8 + length]
+    garbage = pixels[:2] + bytes((byte * 7 + 3) % 256 for byte in pixels[2:])
+    chunk = (
+        struct.pack(">I", len(garbage))
+        + b"IDAT"
+        + garbage
+        + struct.pack(">I", zlib.crc32(b"IDAT" + garbage))
+    )
+    corrupt = data[:start] + chunk + data[start + 12 + length :]
+    inspect_image(corrupt, 10_000)  # the premise: the API accepts it
+    return corrupt
 
 
 def test_failing_image_is_marked_failed_and_the_workload_completes(cluster):
     admin = cluster.login("admin", ADMIN_PASSWORD)
     wid = admin.create_workload(filter="grayscale", workload_name="some-bad")["workload_id"]
-    assert admin.upload(wid, image_bytes("BMP")).status_code == 201
-    assert admin.upload(wid, truncated_bmp()).status_code == 201
-    assert admin.upload(wid, image_bytes("BMP", seed=3)).status_code == 201
+    assert admin.upload(wid, image_bytes("PNG")).status_code == 201
+    assert admin.upload(wid, corrupt_png()).status_code == 201
+    assert admin.upload(wid, image_bytes("PNG", seed=3)).status_code == 201
 
     done = admin.wait_completed(wid)
     assert done["filtered_images"] == [0, 2]
     assert done["images"]["failed"] == 1
     [failed] = done["failed_images"]
     assert failed["image_id"] == 1
-    assert "truncated" in failed["error"]
+    assert "broken data stream" in failed["error"]
     response = admin.get("/images/1", params={"workload_id": wid, "type": "filtered"})
     assert response.status_code == 404
     assert "failed" in response.json()["message"]

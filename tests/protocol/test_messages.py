@@ -111,7 +111,7 @@ def test_tuple_fields_stay_tuples(message: Message) -> None:
 
 
 def test_encoding_is_tagged_json() -> None:
-    payload = json.loads(encode(JobResult(1, 2, "done")))
+    payload = json.loads(encode(JobResult(1, 2, "done", worker_key="k")))
     assert payload == {
         "kind": "result",
         "worker_id": 1,
@@ -119,6 +119,7 @@ def test_encoding_is_tagged_json() -> None:
         "outcome": "done",
         "error": "",
         "duration_ms": 0,
+        "worker_key": "k",
     }
 
 

@@ -259,6 +259,7 @@ class Scheduler:
         worker = self._workers.get(result.worker_id)
         if worker:
             worker.running.pop(result.job_id, None)
+            worker.reported_running = worker.reported_running - {result.job_id}
         if result.outcome != JobOutcome.FAILED.value:
             return
         with transaction(self._db) as db:

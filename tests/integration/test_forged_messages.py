@@ -1,0 +1,105 @@
+"""Results and telemetry that do not carry the worker's join key change nothing."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import threading
+import time
+
+import pynng
+
+from protocol import Ack, JobResult, JoinAccepted, JoinRequest, Telemetry, decode
+from tests.conftest import ADMIN_PASSWORD, image_bytes, wait_until
+from tests.integration.test_workloads_and_images import join
+
+FORGED_CPU = 99.25
+
+
+def test_forged_telemetry_is_ignored(cluster):
+    accepted = join(cluster, (cluster.data_dir / "join_token").read_text().strip(), "forger")
+    assert isinstance(accepted, JoinAccepted)
+    admin = cluster.login("admin", ADMIN_PASSWORD)
+    victim_names = {w["name"] for w in admin.get("/status").json()["workers"]}
+    with pynng.Pub0(dial=f"tcp://127.0.0.1:{accepted.telemetry_port}") as pub:
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:  # bounded: 2 s of forged reports
+            for worker_id in range(1, 6):
+                pub.send(
+                    Telemetry(worker_id, "x", FORGED_CPU, FORGED_CPU, None, (), 0, "wrong").encode()
+                )
+            time.sleep(0.05)
+    workers = admin.get("/status").json()["workers"]
+    assert {w["name"] for w in workers} == victim_names
+    assert all(w["cpu"] != FORGED_CPU and w["memory"] != FORGED_CPU for w in workers)
+
+
+def _job_row(cluster, workload_id: int):
+    conn = sqlite3.connect(f"file:{cluster.data_dir / 'dpip.sqlite3'}?mode=ro", uri=True)
+    try:
+        return conn.execute(
+            "SELECT id, status, worker_id, attempts, error FROM jobs WHERE workload_id = ?",
+            (workload_id,),
+        ).fetchone()
+    finally:
+        conn.close()
+
+
+def test_only_the_workers_own_key_can_fail_its_job(cluster):
+    """A fake worker takes a job (its rpc port never answers, so the job stays assigned for a
+    moment); a failure report with a wrong key changes nothing, one with its key counts."""
+    stop = threading.Event()
+    running: list[int] = []
+    with (
+        socket.socket() as silent_rpc_port,
+        pynng.Req0(recv_timeout=5000) as req,
+        pynng.Pub0() as pub,
+    ):
+        silent_rpc_port.bind(("127.0.0.1", 0))
+        silent_rpc_port.listen()
+        req.dial(f"tcp://127.0.0.1:{cluster.controller_port}")
+        token = (cluster.data_dir / "join_token").read_text().strip()
+        req.send(
+            JoinRequest(
+                "key-holder", ("forge",), 1, "127.0.0.1", silent_rpc_port.getsockname()[1], token
+            ).encode()
+        )
+        accepted = decode(req.recv(), JoinAccepted)
+        pub.dial(f"tcp://127.0.0.1:{accepted.telemetry_port}")
+
+        def stay_alive() -> None:  # genuine telemetry, so the fake worker is not declared dead
+            while not stop.wait(0.1):
+                pub.send(
+                    Telemetry(
+                        accepted.worker_id,
+                        "key-holder",
+                        0.0,
+                        0.0,
+                        None,
+                        tuple(running),
+                        0,
+                        accepted.rpc_key,
+                    ).encode()
+                )
+
+        threading.Thread(target=stay_alive, daemon=True).start()
+        admin = cluster.login("admin", ADMIN_PASSWORD)
+        wid = admin.create_workload(workload_name="forged-results", tags=["forge"])["workload_id"]
+        admin.upload(wid, image_bytes())
+        row = wait_until(
+            lambda: (r := _job_row(cluster, wid)) and r[1] == "running" and r, 5, "assignment"
+        )
+        job_id, _, worker_id, attempts, _ = row
+        running.append(job_id)
+        assert worker_id == accepted.worker_id
+
+        for key in ("wrong", "", accepted.rpc_key[:-1]):
+            req.send(JobResult(worker_id, job_id, "failed", "forged", 0, key).encode())
+            assert isinstance(decode(req.recv()), Ack)
+        time.sleep(0.5)  # the scheduler applies reports within milliseconds
+        assert _job_row(cluster, wid) == (job_id, "running", worker_id, attempts, "")
+
+        req.send(JobResult(worker_id, job_id, "failed", "genuine", 0, accepted.rpc_key).encode())
+        assert isinstance(decode(req.recv()), Ack)
+        wait_until(lambda: _job_row(cluster, wid)[4] == "genuine", 5, "the genuine report")
+        stop.set()

@@ -1,0 +1,48 @@
+"""A small run of stress_test.py against a system it spawns: nothing lost, wrong or doubled."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+RUN_TIMEOUT_S = 180
+IMAGES = 12
+
+
+def run_stress_test(*args: str) -> subprocess.CompletedProcess:
+    """Run stress_test.py; on a timeout SIGTERM it, so it stops the system it started."""
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "stress_test.py"), *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+        pytest.fail(f"stress_test.py ran over {RUN_TIMEOUT_S} s:\n{output}")
+    return subprocess.CompletedProcess(process.args, process.returncode, output)
+
+
+@pytest.mark.parametrize("image_format", ["png", "jpeg"])
+def test_small_stress_run_filters_every_image_correctly(tmp_path, image_format):
+    report_path = tmp_path / "report.json"
+    result = run_stress_test(
+        *("--spawn", "--workers", "2", "--images", str(IMAGES), "--size", "96x64"),
+        *("--filter", "both", "--format", image_format, "--workloads", "2"),
+        *("--quiet", "--timeout", str(RUN_TIMEOUT_S - 30), "--json", str(report_path)),
+    )
+    assert result.returncode == 0, result.stdout
+    report = json.loads(report_path.read_text())
+    assert report["images"] == report["uploaded"] == report["filtered"] == IMAGES
+    assert (report["lost"], report["wrong"], report["duplicated"], report["failed"]) == (0, 0, 0, 0)
+    assert report["errors"] == {}

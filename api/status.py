@@ -28,7 +28,7 @@ def status():
     for workload_id in workloads.active_workload_ids(db):
         row = workloads.get_workload(db, workload_id)
         if principal.is_admin or row["user_id"] == principal.id:
-            progress = workloads.workload_progress(db, workload_id)
+            progress = workloads.workload_progress(db, workload_id, with_lists=False)
             active.append(
                 {
                     "workload_id": workload_id,

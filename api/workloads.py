@@ -21,7 +21,7 @@ bp = Blueprint("workloads", __name__)
 
 def describe_workload(row: sqlite3.Row, with_lists: bool = True) -> dict[str, Any]:
     """Render a workload with its derived status and progress."""
-    progress = workloads.workload_progress(get_db(), row["id"])
+    progress = workloads.workload_progress(get_db(), row["id"], with_lists)
     params = json.loads(row["params"])
     body: dict[str, Any] = {
         "workload_id": row["id"],

@@ -1,11 +1,17 @@
-"""The worker's HTTP client of the API: fetch an original, deliver its filtered result."""
+"""The worker's HTTP client of the API: fetch an original, deliver its filtered result.
+
+Plain urllib3 rather than requests: a job makes two calls, and requests' extra layers cost
+more CPU than the filter on small images (about 1.5 ms per call here).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from urllib.parse import urlencode
 
-import requests
+import urllib3
 
 from dpip import defaults
 from dpip.errors import DPIPError
@@ -21,61 +27,66 @@ class ApiUnavailable(DPIPError):
     """Raised when the API cannot be reached or answers with an unexpected error."""
 
 
+def _message(response: urllib3.BaseHTTPResponse) -> str:
+    try:
+        return json.loads(response.data).get("message", response.reason)
+    except (ValueError, AttributeError):
+        return response.reason or f"HTTP {response.status}"
+
+
 class ApiClient:
-    """Keeps one HTTP session (connection reuse) per worker process."""
+    """Keeps one kept-alive connection pool per worker process."""
 
     def __init__(
         self, api_url: str, token: str, timeout_s: float = defaults.WORKER_HTTP_TIMEOUT_S
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.token = token
-        self._timeout_s = timeout_s
-        self._session = requests.Session()
+        self._pool = urllib3.PoolManager(
+            maxsize=1, retries=False, timeout=urllib3.Timeout(total=timeout_s)
+        )
 
-    def _request(self, method: str, path: str, **kwargs) -> requests.Response:
+    def _request(self, method: str, path: str, **kwargs) -> urllib3.BaseHTTPResponse:
         """Send one request; while the API is down or failing (a restart), retry with backoff.
 
         Without the retries a short API outage would use up every job's attempts at once.
         """
         give_up_at = time.monotonic() + defaults.WORKER_API_RETRY_WINDOW_S
         delay = 0.05
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
         while True:
             try:
-                response = self._session.request(
-                    method,
-                    self.api_url + path,
-                    headers={"Authorization": f"Bearer {self.token}"},
-                    timeout=self._timeout_s,
-                    **kwargs,
+                response = self._pool.request(
+                    method, self.api_url + path, headers=headers, **kwargs
                 )
-            except requests.RequestException as e:
+            except urllib3.exceptions.HTTPError as e:
                 problem = f"{method} {path}: {e}"
             else:
-                if response.status_code < 500:
+                if response.status < 500:
                     break
-                problem = f"{method} {path}: HTTP {response.status_code} {response.text[:200]}"
+                problem = f"{method} {path}: HTTP {response.status} {_message(response)}"
             if time.monotonic() + delay > give_up_at:
                 raise ApiUnavailable(problem)
             log.warning("%s; retrying in %.2fs", problem, delay)
             time.sleep(delay)  # recovery only: the API is down or failing
             delay = min(delay * 2, 2.0)
-        if response.status_code in (404, 409):
-            raise JobTaken(response.json().get("message", response.reason))
-        if response.status_code >= 300:
-            raise ApiUnavailable(
-                f"{method} {path}: HTTP {response.status_code} {response.text[:200]}"
-            )
+        if response.status in (404, 409):
+            raise JobTaken(_message(response))
+        if response.status >= 300:
+            raise ApiUnavailable(f"{method} {path}: HTTP {response.status} {_message(response)}")
         return response
 
     def download_original(self, workload_id: int, number: int) -> bytes:
-        return self._request(
-            "GET", f"/images/{number}", params={"workload_id": workload_id, "type": "original"}
-        ).content
+        query = urlencode({"workload_id": workload_id, "type": "original"})
+        return self._request("GET", f"/images/{number}?{query}").data
 
     def upload_filtered(self, workload_id: int, number: int, data: bytes) -> None:
-        self._request(
-            "POST",
-            "/images",
-            data={"workload_id": workload_id, "image_id": number, "type": "filtered"},
-            files={"data": (f"{number}.filtered", data, "application/octet-stream")},
+        body, content_type = urllib3.encode_multipart_formdata(
+            {
+                "workload_id": str(workload_id),
+                "image_id": str(number),
+                "type": "filtered",
+                "data": (f"{number}.filtered", data, "application/octet-stream"),
+            }
         )
+        self._request("POST", "/images", body=body, headers={"Content-Type": content_type})

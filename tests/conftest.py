@@ -17,7 +17,7 @@ import requests
 from PIL import Image
 
 ADMIN_PASSWORD = "admin-password-for-tests"
-TELEMETRY_INTERVAL_MS = 200
+TELEMETRY_INTERVAL_MS = 250
 BIN = Path(sys.executable).parent
 
 

@@ -207,7 +207,6 @@ def test_worker_whose_telemetry_was_lost_for_a_while_comes_back(hosts):
     rule = ("-n", host, "rule", "add", "ipproto", "tcp", "dport", telemetry_port, "table", "100")
     with inside(hosts.network.hub):
         cluster.wait_workers_alive(set(WORKERS))
-        log_before = len(cluster.log("worker-2"))
         joins = len(join_ids(cluster, "worker-2"))
         ip("-n", host, "route", "add", "blackhole", f"{HUB_ADDRESS}/32", "table", "100")
         ip(*rule)  # only worker-2 → telemetry port goes to the black hole
@@ -219,7 +218,6 @@ def test_worker_whose_telemetry_was_lost_for_a_while_comes_back(hosts):
             )
         finally:
             ip(*[("del" if arg == "add" else arg) for arg in rule])
-        assert "controller silent" not in cluster.log("worker-2")[log_before:]  # one-way only
 
         def alive() -> bool:
             return workers_by_name(admin)["worker-2"]["alive"]

@@ -176,13 +176,12 @@ def test_png_with_trailing_bytes_is_accepted() -> None:
     assert inspect_image(encoded("PNG") + b"trailing junk", LIMIT) == ImageInfo("PNG", 16, 12)
 
 
-@pytest.mark.parametrize("fmt", ["BMP", "TIFF"])
-def test_truncated_pixel_data_passes_inspection_but_cannot_be_filtered(fmt: str) -> None:
-    # verify() does not decode pixels, so a body cut short is only found by the worker.
+@pytest.mark.parametrize("fmt", ["BMP", "TIFF", "GIF", "WEBP", "JPEG"])
+def test_truncated_pixel_data_is_rejected(fmt: str) -> None:
+    # verify() does not decode these formats' pixels: the upload check must find the cut.
     data = encoded(fmt)[: len(encoded(fmt)) // 2]
-    assert inspect_image(data, LIMIT) == ImageInfo(fmt, 16, 12)
-    with pytest.raises(OSError, match="truncated"):
-        apply_filter("grayscale", {}, data)
+    with pytest.raises(NotAnImage):
+        inspect_image(data, LIMIT)
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "WEBP", "GIF"])

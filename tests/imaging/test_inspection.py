@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 
 from dpip import defaults
-from imaging.filters import apply_filter
 from imaging.inspection import (
     ALLOWED_FORMATS,
     ImageInfo,

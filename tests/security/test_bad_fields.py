@@ -91,13 +91,7 @@ BODY_CASES = [
     pytest.param(
         "[" * 100_000 + "]" * 100_000,
         "invalid_json",
-        id="nested-100000-deep",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG api/inputs.py request_fields: request.get_json(silent=True) only "
-            "swallows ValueError, so deeply nested JSON raises RecursionError and answers 500 "
-            "internal_error (on every endpoint that reads fields: /workloads, /images, /users)",
-        ),
+        id="nested-100000-deep",  # regression test: this once raised RecursionError (500)
     ),
 ]
 
@@ -192,13 +186,6 @@ def test_odd_names_are_accepted_with_a_safe_directory(cluster, alice, name):
     assert listed["workload_name"] == name.strip()
 
 
-SURROGATE_PASSWORD_BUG = (
-    "BUG api/users.py _password (line 26) accepts any str of 8+ characters, and "
-    "datastore/users.py hashes it with generate_password_hash, which raises UnicodeEncodeError "
-    "for a lone surrogate (a JSON '\\ud800' escape): POST /users and PUT/PATCH /users/{name} "
-    "answer 500 internal_error instead of 400 invalid_password (fix: refuse passwords that "
-    "are not encodable as UTF-8)"
-)
 USER_CASES = [
     pytest.param({"username": "", "password": "long-enough"}, "invalid_username", id="empty"),
     pytest.param({"username": "x" * 65, "password": "long-enough"}, "invalid_username", id="65"),
@@ -222,8 +209,7 @@ USER_CASES = [
     pytest.param(
         {"username": "newuser6", "password": "\ud800" * 8},
         "invalid_password",
-        id="lone-surrogate-password",
-        marks=pytest.mark.xfail(strict=True, reason=SURROGATE_PASSWORD_BUG),
+        id="lone-surrogate-password",  # regression test: password hashing once raised (500)
     ),
 ]
 
@@ -235,8 +221,9 @@ def test_bad_user_fields_create_no_user(cluster, admin, body, code):
     assert_unchanged(cluster, before)
 
 
-@pytest.mark.xfail(strict=True, reason=SURROGATE_PASSWORD_BUG)
 def test_a_lone_surrogate_password_change_is_refused(cluster, alice):
+    """Regression test: a password with a lone surrogate (a JSON '\\ud800' escape) once
+    reached the password hash, which cannot encode it, and answered 500."""
     before = snapshot(cluster)
     response = alice.client.request(
         "PATCH", f"/users/{alice.name}", json={"password": "\ud800" * 8}

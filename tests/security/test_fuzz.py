@@ -3,19 +3,20 @@
 Whatever arrives, the API never answers 5xx, every 4xx has the JSON error shape, and a refused
 request stores nothing. Examples are bounded and derandomized, so a run is quick and repeatable.
 
-Two known bugs are kept out of the strategies, as each has its own strict xfail in
-test_bad_ids.py: non-finite JSON numbers as ids, and URL image numbers of 2**63 or more.
+The strategies include the inputs of bugs found and fixed here, as regression tests beside
+their fixed cases in test_bad_ids.py and test_bad_fields.py: non-finite JSON numbers (NaN,
+Infinity) anywhere, ids among them; URL numbers of 2**63 or more; and deeply nested JSON bodies.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-import re
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import image_bytes
@@ -32,13 +33,7 @@ FUZZ = settings(
 
 # Text with any code point, lone surrogates included (JSON can carry them as \\ud800 escapes).
 ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=30)
-SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | ANY_TEXT
-)
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | ANY_TEXT  # NaN, ±Infinity
 JSON_VALUES = st.recursive(
     SCALARS,
     lambda children: (
@@ -69,16 +64,22 @@ def _dump(value) -> str:
     return json.dumps(value, allow_nan=True)  # NaN and Infinity literals, as Python reads them
 
 
+# Nested far deeper than the JSON parser can recurse: once a RecursionError and a 500.
+DEEP_JSON = st.integers(1_000, 100_000).map(lambda depth: "[" * depth + "]" * depth) | (
+    st.integers(1_000, 100_000).map(lambda depth: '{"a": ' * depth + "1" + "}" * depth)
+)
+
+
 def _count_workloads(cluster) -> int:
     return len(snapshot(cluster).workloads)
 
 
 @FUZZ
-@given(body=WORKLOAD_FIELDS | JSON_VALUES)
-def test_fuzz_post_workloads_json(cluster, fuzzer, body):
+@given(raw=(WORKLOAD_FIELDS | JSON_VALUES).map(_dump) | DEEP_JSON)
+def test_fuzz_post_workloads_json(cluster, fuzzer, raw):
     before = _count_workloads(cluster)
     response = fuzzer.client.post(
-        "/workloads", data=_dump(body), headers={"Content-Type": "application/json"}
+        "/workloads", data=raw, headers={"Content-Type": "application/json"}
     )
     assert response.status_code in (201, 400, 409), response.text[:300]
     if response.status_code == 201:
@@ -161,9 +162,11 @@ def test_fuzz_post_images(cluster, alice, bob, data, workload_id, kind, image_id
 
 @FUZZ
 @given(
-    number=st.integers(0, 2**63 - 1) | st.sampled_from([0, 1]),
+    number=st.integers(min_value=0) | st.integers(2**62, 2**64) | st.sampled_from([0, 1]),
     workload_id=st.sampled_from(["own", "other"])
     | st.integers(-(2**70), 2**70).map(str)
+    | st.floats()
+    | st.sampled_from([math.inf, -math.inf, math.nan])  # JSON literals; "inf", "nan" as text
     | st.text(max_size=12),
     kind=st.none() | st.sampled_from(["original", "filtered"]) | st.text(max_size=10),
     where=st.sampled_from(["query", "form", "json"]),
@@ -175,10 +178,12 @@ def test_fuzz_get_image(cluster, alice, bob, number, workload_id, kind, where, e
     if kind is not None:
         fields["type"] = kind
     path = f"/images/{number}"
+    # lone surrogates go as the bytes they would be (invalid UTF-8), which requests can send
+    wire = {k: str(v).encode("utf-8", "surrogatepass") for k, v in fields.items()}
     if where == "query":
-        response = alice.client.get(path, params={k: str(v) for k, v in fields.items()})
+        response = alice.client.get(path, params=wire)
     elif where == "form":
-        response = alice.client.request("GET", path, data={k: str(v) for k, v in fields.items()})
+        response = alice.client.request("GET", path, data=wire)
     else:
         response = alice.client.request(
             "GET", path, data=_dump(fields), headers={"Content-Type": "application/json"}
@@ -191,10 +196,8 @@ def test_fuzz_get_image(cluster, alice, bob, number, workload_id, kind, where, e
 
 
 @FUZZ
-@given(segment=ANY_TEXT)
+@given(segment=ANY_TEXT | st.integers(min_value=0).map(str) | st.integers(2**62, 2**64).map(str))
 def test_fuzz_image_paths(cluster, alice, segment):
-    # the known overflow bug (xfail in test_bad_ids.py): digits the URL converter takes, >= 2**63
-    assume(not (re.fullmatch(r"\d+", segment) and int(segment) >= 2**63))
     encoded = quote(segment.encode("utf-8", "surrogatepass"), safe="")
     response = alice.client.get(f"/images/{encoded}", params={"workload_id": alice.workload_id})
     assert response.status_code in (200, 400, 404), response.text[:300]

@@ -113,38 +113,19 @@ def _answers_joins(cluster) -> bool:
         return False
 
 
-REQUEST_THREAD = (
-    "controller/hub.py _serve_requests (lines 101-118) lets any exception but pynng.Closed "
-    "(around recv) and DecodeError (around _answer) end the request thread, so one "
-    "unauthenticated message on the controller port stops every later join, result and hint"
-)
-
-
 @pytest.mark.parametrize(
     "payload",
     [
-        pytest.param(
-            b"",
-            id="empty-message",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG pynng's Socket.recv raises RuntimeError ('cannot use unpack() on "
-                "NULL') for a zero-length message; " + REQUEST_THREAD,
-            ),
-        ),
-        pytest.param(
-            _join_json(join_token="\ud800"),
-            id="lone-surrogate-join-token",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG controller/membership.py:26 join_token.encode() raises "
-                "UnicodeEncodeError for a lone surrogate (JSON '\\ud800'); " + REQUEST_THREAD,
-            ),
-        ),
+        pytest.param(b"", id="empty-message"),
+        pytest.param(_join_json(join_token="\ud800"), id="lone-surrogate-join-token"),
         pytest.param(b"garbage", id="garbage-control"),
     ],
 )
 def test_one_bad_message_does_not_stop_the_controller(lone_cluster, payload):
+    """Regression test: an empty message (pynng's recv raised RuntimeError for it) and a join
+    token with a lone surrogate (its encode() raised UnicodeEncodeError) once ended the
+    controller's request thread, so one unauthenticated message stopped every later join,
+    result and hint."""
     assert _answers_joins(lone_cluster)
     with pynng.Req0(recv_timeout=1500, send_timeout=1500) as sock:
         sock.dial(f"tcp://127.0.0.1:{lone_cluster.controller_port}")
@@ -164,20 +145,25 @@ def _cpu_of(cluster, worker_id: int) -> float:
         conn.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG controller/hub.py _receive_telemetry (lines 139-148) catches only pynng.Closed "
-    "around recv; pynng raises RuntimeError for a zero-length message, so anyone who can "
-    "reach the telemetry port (no credential needed) ends the telemetry thread with one empty "
-    "message, and every worker is then declared dead after 3 intervals",
-)
 def test_an_empty_telemetry_message_does_not_stop_telemetry(lone_cluster):
+    """Regression test: pynng's recv raised RuntimeError for a zero-length message, which once
+    ended the telemetry thread, so one empty message from anyone who can reach the telemetry
+    port (no credential needed) had every worker declared dead after 3 intervals."""
     accepted = join(lone_cluster, join_token(lone_cluster), "telemetry-probe")
     assert isinstance(accepted, JoinAccepted)
 
     def publish_until_recorded(pub: pynng.Pub0, cpu: float) -> bool:
         def recorded():
-            sample = Telemetry(accepted.worker_id, "telemetry-probe", cpu, 1.0, None, (), 0)
+            sample = Telemetry(
+                accepted.worker_id,
+                "telemetry-probe",
+                cpu,
+                1.0,
+                None,
+                (),
+                0,
+                worker_key=accepted.rpc_key,  # the controller drops telemetry without it
+            )
             pub.send(sample.encode())
             return _cpu_of(lone_cluster, accepted.worker_id) == cpu
 

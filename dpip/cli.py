@@ -227,6 +227,7 @@ def controller(
 
     data_dir, _ = _dirs(data_dir, None)
     boot = prepare_data_dir(data_dir)
+    _announce_admin(boot.admin_password, data_dir)
     hub = Controller(
         ControllerConfig(
             data_dir=data_dir,

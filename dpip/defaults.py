@@ -35,6 +35,7 @@ JOIN_TIMEOUT_MS = 2000  # a join is quick; a silent controller is retried with b
 MAX_JOIN_BACKOFF_MS = 5000
 WORKER_REQUEST_TIMEOUT_MS = 5000  # worker → controller results
 RESULT_DELIVERY_TRIES = 5
+HEARTBEAT_WAIT_SLICE_MS = 250  # a worker checks for a stop request this often while listening
 RPC_TIMEOUT_MS = 2000  # scheduler → worker submit_job; a slower worker counts as unresponsive
 WORKER_HTTP_TIMEOUT_S = 60  # worker → API download or upload of one image
 WORKER_API_RETRY_WINDOW_S = 30  # how long a worker retries an unreachable or failing API

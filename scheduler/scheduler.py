@@ -53,6 +53,8 @@ class _Worker:
     last_seen: float
     running: dict[int, float] = field(default_factory=dict)  # job id → when it was assigned
     reported_running: frozenset[int] = frozenset()  # what its last telemetry said it runs
+    # Results that came in while telemetry may still list the job (sampled before it ended).
+    finished_lately: set[int] = field(default_factory=set)
     cpu_percent: float = 0.0
     memory_percent: float = 0.0
     gpu_percent: float | None = None
@@ -192,9 +194,7 @@ class Scheduler:
                 reg.rpc_port,
                 reg.rpc_key,
                 self._settings.rpc_timeout_s,
-                lambda job, reason: self._events.put(
-                    lambda: self._on_refused(reg.worker_id, job, reason)
-                ),
+                lambda job, reason: self._events.put(lambda: self._on_refused(reg, job, reason)),
             ),
         )
         log.info("worker %s (%s) joined with %d slot(s)", reg.worker_id, reg.name, reg.concurrency)
@@ -233,7 +233,9 @@ class Scheduler:
             len(report.running_job_ids),
             received_at,
         )
-        worker.reported_running = frozenset(report.running_job_ids)
+        reported = frozenset(report.running_job_ids)
+        worker.reported_running = reported - worker.finished_lately
+        worker.finished_lately &= reported  # forget a job once telemetry stops listing it
         self._release_lost_jobs(report.worker_id, worker, set(report.running_job_ids), received_at)
 
     def _release_lost_jobs(
@@ -260,6 +262,7 @@ class Scheduler:
         if worker:
             worker.running.pop(result.job_id, None)
             worker.reported_running = worker.reported_running - {result.job_id}
+            worker.finished_lately.add(result.job_id)
         if result.outcome != JobOutcome.FAILED.value:
             return
         with transaction(self._db) as db:
@@ -316,12 +319,20 @@ class Scheduler:
             )
             worker.link.send(assignment)
 
-    def _on_refused(self, worker_id: int, assignment: JobAssignment, reason: str) -> None:
-        """The worker did not take a job: it does not count as an attempt; try elsewhere."""
-        log.warning("worker %s did not take job %s: %s", worker_id, assignment.job_id, reason)
+    def _on_refused(
+        self, registration: WorkerRegistration, assignment: JobAssignment, reason: str
+    ) -> None:
+        """The worker did not take a job: it does not count as an attempt; try elsewhere.
+
+        A refusal from a link of an earlier join is ignored: that join's jobs were already
+        settled when the worker joined again.
+        """
+        worker_id = registration.worker_id
         worker = self._workers.get(worker_id)
-        if worker is not None:
-            worker.running.pop(assignment.job_id, None)
-            worker.unresponsive = True
+        if worker is None or worker.registration is not registration:
+            return
+        log.warning("worker %s did not take job %s: %s", worker_id, assignment.job_id, reason)
+        worker.running.pop(assignment.job_id, None)
+        worker.unresponsive = True
         jobs.unassign_job(self._db, assignment.job_id, worker_id)
         self._requeue([assignment.job_id])

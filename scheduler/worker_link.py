@@ -51,7 +51,7 @@ class WorkerLink:
         self._outbox.put(assignment)
 
     def close(self) -> None:
-        """Stop sending; jobs still queued here are refused."""
+        """Stop once the jobs already queued here are sent (or refused)."""
         self._outbox.put(None)
 
     def _send_loop(self) -> None:

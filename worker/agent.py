@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import queue
 import signal
@@ -32,12 +33,15 @@ class WorkerAgent:
         self._stopping = threading.Event()
         self._session: JoinAccepted | None = None
         self._joined = threading.Event()
+        self._jobs_finished = threading.Event()  # set at shutdown once running jobs are done
+        self._undelivered = 0  # results not yet taken by the controller
+        self._delivered = threading.Condition()
         self._fatal: JoinRefusedError | None = None
         self._results: queue.SimpleQueue[JobResult] = queue.SimpleQueue()
         self.link = ControllerLink(
             config.controller_host, config.controller_port, config.request_timeout_ms
         )
-        self.runner = JobRunner(config.concurrency, self._results.put)
+        self.runner = JobRunner(config.concurrency, self._queue_result)
         service = JobService(self._current_rpc_key, self.runner.submit)
         self.rpc_server = start_rpc_server(service, config.listen_host, config.rpc_port)
 
@@ -51,8 +55,12 @@ class WorkerAgent:
         The main thread only waits, so signal handlers run at once; sockets block elsewhere.
         """
         self._install_signal_handlers()
-        for target in (self._stay_joined, self._publish_telemetry, self._deliver_results):
-            threading.Thread(target=target, name=target.__name__, daemon=True).start()
+        self._threads = [
+            threading.Thread(target=target, name=target.__name__, daemon=True)
+            for target in (self._stay_joined, self._publish_telemetry, self._deliver_results)
+        ]
+        for thread in self._threads:
+            thread.start()
         try:
             self._stopping.wait()
         finally:
@@ -111,22 +119,24 @@ class WorkerAgent:
 
     def _watch_controller(self, session: JoinAccepted) -> None:
         """Return when the controller falls silent, restarts, or the token needs renewing."""
-        silence_ms = session.telemetry_interval_ms * defaults.DEAD_AFTER_INTERVALS
-        joined_at_ms = time.time() * 1000
-        renew_at_ms = (
-            joined_at_ms + (session.token_expires_at_ms - joined_at_ms) / 2
-            if session.token_expires_at_ms
-            else float("inf")
-        )
+        silence_s = session.telemetry_interval_ms * defaults.DEAD_AFTER_INTERVALS / 1000
+        # Both ends of the token's life are on the controller's clock, so skew does not matter.
+        token_life_s = (session.token_expires_at_ms - session.accepted_at_ms) / 1000
+        renew_at = time.monotonic() + token_life_s / 2 if session.token_expires_at_ms else math.inf
+        heard_at = time.monotonic()
         unknown_in_a_row = 0
         while not self._stopping.is_set():
-            if time.time() * 1000 >= renew_at_ms:
+            if time.monotonic() >= renew_at:
                 log.info("worker token half expired; re-joining for a fresh one")
                 return
-            heartbeat = self.link.next_heartbeat(silence_ms)
+            # Short waits, so a stop request is seen quickly.
+            heartbeat = self.link.next_heartbeat(defaults.HEARTBEAT_WAIT_SLICE_MS)
             if heartbeat is None:
-                log.warning("controller silent for %d ms; re-joining", silence_ms)
+                if time.monotonic() - heard_at < silence_s:
+                    continue
+                log.warning("controller silent for %.1f s; re-joining", silence_s)
                 return
+            heard_at = time.monotonic()
             if heartbeat.controller_instance != session.controller_instance:
                 log.warning("controller restarted; re-joining")
                 return
@@ -157,8 +167,13 @@ class WorkerAgent:
                     worker_key=session.rpc_key,
                 )
             )
-            if self._stopping.wait(session.telemetry_interval_ms / 1000):
-                return
+            if self._jobs_finished.wait(session.telemetry_interval_ms / 1000):
+                return  # reports go on while running jobs finish, so none is taken back
+
+    def _queue_result(self, result: JobResult) -> None:
+        with self._delivered:
+            self._undelivered += 1
+        self._results.put(result)
 
     def _deliver_results(self) -> None:
         while True:
@@ -171,12 +186,19 @@ class WorkerAgent:
                     log.warning(
                         "result of job %s not delivered (try %d): %s", result.job_id, attempt, e
                     )
+            with self._delivered:
+                self._undelivered -= 1
+                self._delivered.notify_all()
 
     def _shut_down(self) -> None:
         log.info("stopping: waiting for running jobs")
         self.rpc_server.close()
         self.runner.shutdown(wait=True)
-        deadline = time.monotonic() + 2
-        while not self._results.empty() and time.monotonic() < deadline:
-            time.sleep(0.05)  # let the last results reach the controller
+        with self._delivered:
+            self._delivered.wait_for(
+                lambda: self._undelivered == 0, timeout=defaults.WORKER_REQUEST_TIMEOUT_MS / 1000
+            )
+        self._jobs_finished.set()
+        for thread in self._threads[:2]:  # stop using the sockets before closing them
+            thread.join(timeout=2 * defaults.HEARTBEAT_WAIT_SLICE_MS / 1000)
         self.link.close()

@@ -211,17 +211,19 @@ def test_worker_whose_telemetry_was_lost_for_a_while_comes_back(hosts):
         ip("-n", host, "route", "add", "blackhole", f"{HUB_ADDRESS}/32", "table", "100")
         ip(*rule)  # only worker-2 → telemetry port goes to the black hole
         try:
-            wait_until(
-                lambda: not workers_by_name(admin)["worker-2"]["alive"],
+            worker_id = join_ids(cluster, "worker-2")[-1]
+            wait_until(  # the controller's verdict, not just the API's view of stale telemetry
+                lambda: f"worker {worker_id} is silent: declared dead" in cluster.log("controller"),
                 10,
                 "the controller to declare worker-2 dead",
             )
+            assert not workers_by_name(admin)["worker-2"]["alive"]
         finally:
             ip(*[("del" if arg == "add" else arg) for arg in rule])
 
-        def alive() -> bool:
-            return workers_by_name(admin)["worker-2"]["alive"]
+        def alive_and_rejoined() -> bool:  # the join is logged a moment after it is stored
+            rejoined = len(join_ids(cluster, "worker-2")) > joins
+            return rejoined and workers_by_name(admin)["worker-2"]["alive"]
 
-        wait_until(alive, 15, "worker-2 to be alive again")
-        assert len(join_ids(cluster, "worker-2")) > joins  # it joined again ...
-        assert len(set(join_ids(cluster, "worker-2"))) == 1  # ... under its old id
+        wait_until(alive_and_rejoined, 15, "worker-2 to re-join and be alive again")
+        assert len(set(join_ids(cluster, "worker-2"))) == 1  # under its old id

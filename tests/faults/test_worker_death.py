@@ -55,8 +55,10 @@ def test_killed_worker_loses_no_job(tmp_path, kill_pool_too):
         _, alive = psutil.wait_procs(pool, timeout=10)
         assert alive == []  # pool processes do not outlive their worker
         wait_until(
-            lambda: {w["name"]: w["alive"] for w in admin.get("/status").json()["workers"]}
-            == {"worker-1": False, "worker-2": True},
+            lambda: (
+                {w["name"]: w["alive"] for w in admin.get("/status").json()["workers"]}
+                == {"worker-1": False, "worker-2": True}
+            ),
             10,
             "worker-1 dead and worker-2 alive in /status",
         )

@@ -1,0 +1,42 @@
+"""SIGTERM lets a worker finish a job longer than the dead-worker timeout, and keeps it."""
+
+from __future__ import annotations
+
+import io
+import signal
+import time
+
+from PIL import Image
+
+from tests.conftest import ADMIN_PASSWORD, TELEMETRY_INTERVAL_MS, start_cluster, wait_until
+
+
+def test_stopped_worker_finishes_its_long_job(tmp_path):
+    cluster = start_cluster(tmp_path, workers=1)
+    try:
+        admin = cluster.login("admin", ADMIN_PASSWORD)
+        wid = admin.create_workload(filter="blur", radius=60, workload_name="long")["workload_id"]
+        out = io.BytesIO()  # 12 megapixels, blurred wide: about a second of work or more
+        Image.linear_gradient("L").resize((4000, 3000)).convert("RGB").save(out, format="PNG")
+        assert admin.upload(wid, out.getvalue()).status_code == 201
+
+        def worker_runs_it():  # the worker's own report, not just the assignment
+            return admin.get("/status").json()["workers"][0]["running_jobs"] == 1
+
+        wait_until(worker_runs_it, 30, "the worker to run the job")
+        worker = cluster.processes.pop("worker-1")
+        signalled = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0
+        stopping_s = time.monotonic() - signalled
+
+        body = admin.get(f"/workloads/{wid}").json()
+        assert body["filtered_images"] == [0]
+        assert body["failed_images"] == []
+        log = cluster.log("worker-1")
+        assert "job 1 discarded" not in log
+        assert "declared dead" not in cluster.log("controller")
+        # The premise: the job outlived the dead-worker timeout after the signal.
+        assert stopping_s > 3 * TELEMETRY_INTERVAL_MS / 1000
+    finally:
+        cluster.stop_all()

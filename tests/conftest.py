@@ -6,15 +6,20 @@ import io
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pynng
 import pytest
 import requests
 from PIL import Image
+
+from protocol import JoinRequest, decode
 
 ADMIN_PASSWORD = "admin-password-for-tests"
 TELEMETRY_INTERVAL_MS = 250
@@ -301,3 +306,20 @@ def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (32, 24), seed: int = 
     out = io.BytesIO()
     image.save(out, format=fmt)
     return out.getvalue()
+
+
+def join(cluster: Cluster, token: str, name: str = "fake-worker", rpc_port: int = 9):
+    """Send a JoinRequest to the cluster's controller, as a worker would; return the reply."""
+    with pynng.Req0(recv_timeout=5000, send_timeout=5000) as sock:
+        sock.dial(f"tcp://127.0.0.1:{cluster.controller_port}")
+        sock.send(JoinRequest(name, (), 1, "127.0.0.1", rpc_port, token).encode())
+        return decode(sock.recv())
+
+
+def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A tiny PNG whose header claims `width` x `height` pixels (with a valid CRC)."""
+    data = bytearray(image_bytes("PNG", size=(1, 1)))
+    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return bytes(data)

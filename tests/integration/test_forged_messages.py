@@ -10,8 +10,7 @@ import time
 import pynng
 
 from protocol import Ack, JobResult, JoinAccepted, JoinRequest, Telemetry, decode
-from tests.conftest import ADMIN_PASSWORD, image_bytes, wait_until
-from tests.integration.test_workloads_and_images import join
+from tests.conftest import ADMIN_PASSWORD, image_bytes, join, wait_until
 
 FORGED_CPU = 99.25
 

@@ -3,31 +3,12 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
-import pynng
 import pytest
 from PIL import Image
 
-from protocol import JoinAccepted, JoinRefused, JoinRequest, decode
-from tests.conftest import Client, image_bytes
-
-
-def join(cluster, token: str, name: str = "fake-worker"):
-    with pynng.Req0(recv_timeout=5000, send_timeout=5000) as sock:
-        sock.dial(f"tcp://127.0.0.1:{cluster.controller_port}")
-        sock.send(JoinRequest(name, (), 1, "127.0.0.1", 9, token).encode())
-        return decode(sock.recv())
-
-
-def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
-    """A tiny PNG whose header claims a huge size."""
-    data = bytearray(image_bytes("PNG", size=(1, 1)))
-    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
-    data[16:29] = ihdr
-    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
-    return bytes(data)
+from protocol import JoinAccepted, JoinRefused
+from tests.conftest import Client, image_bytes, join, png_bomb
 
 
 def test_create_workload_variants(make_user):

@@ -9,8 +9,8 @@ from itertools import count
 
 import pytest
 
-from tests.conftest import Client, image_bytes, start_cluster
-from tests.security.helpers import NO_WORKER, join, join_token
+from tests.conftest import Client, image_bytes, join, start_cluster
+from tests.security.helpers import NO_WORKER, join_token
 
 UPLOAD_LIMIT = 4 * 1024 * 1024
 

@@ -5,21 +5,15 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-import struct
-import zlib
 from dataclasses import dataclass
 from datetime import timedelta
 from itertools import count
 from pathlib import Path
 
-import pynng
 import requests
 from flask import Flask
 from flask_jwt_extended import JWTManager, create_access_token
 from requests.adapters import HTTPAdapter
-
-from protocol import JoinRequest, decode
-from tests.conftest import image_bytes
 
 # Every workload of this suite is tagged so that no worker ever runs its jobs: nothing changes
 # under the image store behind a test's back, so a snapshot compares exactly.
@@ -135,25 +129,8 @@ def with_payload(token: str, **claims) -> str:
     return f"{header}.{_b64(json.dumps(body | claims).encode())}.{signature}"
 
 
-def join(cluster, token: str, name: str, rpc_port: int = 9):
-    """Send one JoinRequest to the controller and return its decoded answer."""
-    with pynng.Req0(recv_timeout=5000, send_timeout=5000) as sock:
-        sock.dial(f"tcp://127.0.0.1:{cluster.controller_port}")
-        sock.send(JoinRequest(name, (), 1, "127.0.0.1", rpc_port, token).encode())
-        return decode(sock.recv())
-
-
 def join_token(cluster) -> str:
     return (Path(cluster.data_dir) / "join_token").read_text().strip()
-
-
-def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
-    """A tiny PNG whose header claims `width` x `height` pixels (with a valid CRC)."""
-    data = bytearray(image_bytes("PNG", size=(1, 1)))
-    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
-    data[16:29] = ihdr
-    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
-    return bytes(data)
 
 
 class _SourceAddressAdapter(HTTPAdapter):

@@ -10,9 +10,9 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.conftest import image_bytes
+from tests.conftest import image_bytes, png_bomb
 from tests.security.conftest import UPLOAD_LIMIT, Actor
-from tests.security.helpers import assert_error, assert_unchanged, png_bomb, snapshot
+from tests.security.helpers import assert_error, assert_unchanged, snapshot
 
 JPEG = image_bytes("JPEG", size=(64, 48))
 

@@ -11,14 +11,8 @@ import pytest
 import rpyc
 
 from protocol import Ack, JobAssignment, JoinAccepted, JoinRefused, Telemetry, decode
-from tests.conftest import start_cluster, wait_until
-from tests.security.helpers import (
-    assert_unchanged,
-    database,
-    join,
-    join_token,
-    snapshot,
-)
+from tests.conftest import join, start_cluster, wait_until
+from tests.security.helpers import assert_unchanged, database, join_token, snapshot
 
 WRONG_TOKENS = [
     pytest.param(lambda right: "", id="empty"),

@@ -323,3 +323,14 @@ def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
     data[16:29] = ihdr
     data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
     return bytes(data)
+
+
+def slow_png() -> bytes:
+    """A small file that takes about a second to blur (12 Mpx of a smooth gradient)."""
+    out = io.BytesIO()
+    Image.linear_gradient("L").resize((4000, 3000)).convert("RGB").save(out, format="PNG")
+    return out.getvalue()
+
+
+def workers_by_name(admin: Client) -> dict[str, dict]:
+    return {w["name"]: w for w in admin.get("/status").json()["workers"]}

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import signal
 import time
 
-from PIL import Image
-
-from tests.conftest import ADMIN_PASSWORD, TELEMETRY_INTERVAL_MS, start_cluster, wait_until
+from tests.conftest import (
+    ADMIN_PASSWORD,
+    TELEMETRY_INTERVAL_MS,
+    slow_png,
+    start_cluster,
+    wait_until,
+)
 
 
 def test_stopped_worker_finishes_its_long_job(tmp_path):
@@ -16,9 +19,7 @@ def test_stopped_worker_finishes_its_long_job(tmp_path):
     try:
         admin = cluster.login("admin", ADMIN_PASSWORD)
         wid = admin.create_workload(filter="blur", radius=60, workload_name="long")["workload_id"]
-        out = io.BytesIO()  # 12 megapixels, blurred wide: about a second of work or more
-        Image.linear_gradient("L").resize((4000, 3000)).convert("RGB").save(out, format="PNG")
-        assert admin.upload(wid, out.getvalue()).status_code == 201
+        assert admin.upload(wid, slow_png()).status_code == 201
 
         def worker_runs_it():  # the worker's own report, not just the assignment
             return admin.get("/status").json()["workers"][0]["running_jobs"] == 1

@@ -8,29 +8,24 @@ upload must be turned away, leaving exactly one result per image, and worker-1 m
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import signal
 from dataclasses import dataclass
 
 import pytest
-from PIL import Image
 
-from tests.conftest import ADMIN_PASSWORD, Client, Cluster, start_cluster, wait_until
+from tests.conftest import (
+    ADMIN_PASSWORD,
+    Client,
+    Cluster,
+    slow_png,
+    start_cluster,
+    wait_until,
+    workers_by_name,
+)
 
 IMAGES = 4
-
-
-def slow_png() -> bytes:
-    """A small file that takes about a second to blur (12 Mpx of a smooth gradient)."""
-    out = io.BytesIO()
-    Image.linear_gradient("L").resize((4000, 3000)).convert("RGB").save(out, format="PNG")
-    return out.getvalue()
-
-
-def workers_by_name(admin: Client) -> dict[str, dict]:
-    return {w["name"]: w for w in admin.get("/status").json()["workers"]}
 
 
 def eventually(condition, timeout_s: float) -> object:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import io
 import os
 import re
 import shutil
@@ -21,9 +20,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from PIL import Image
 
-from tests.conftest import ADMIN_PASSWORD, Client, Cluster, start_cluster, wait_until
+from tests.conftest import (
+    ADMIN_PASSWORD,
+    Client,
+    Cluster,
+    slow_png,
+    start_cluster,
+    wait_until,
+    workers_by_name,
+)
 
 pytestmark = pytest.mark.hosts
 
@@ -135,17 +141,6 @@ def hosts(tmp_path_factory) -> Iterator[Hosts]:
         if cluster is not None:
             cluster.stop_all()
         remove_network(tag)
-
-
-def slow_png() -> bytes:
-    """A small file that takes about a second to blur (12 Mpx of a smooth gradient)."""
-    out = io.BytesIO()
-    Image.linear_gradient("L").resize((4000, 3000)).convert("RGB").save(out, format="PNG")
-    return out.getvalue()
-
-
-def workers_by_name(admin: Client) -> dict[str, dict]:
-    return {w["name"]: w for w in admin.get("/status").json()["workers"]}
 
 
 def join_ids(cluster: Cluster, name: str) -> list[int]:

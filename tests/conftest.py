@@ -245,15 +245,23 @@ class Cluster:
 def start_cluster(
     root: Path, workers: int = 2, env: dict[str, str] | None = None, **cluster_options
 ) -> Cluster:
-    """Start a controller, an API and `workers` workers; `cluster_options` go to `Cluster`."""
+    """Start a controller, an API and `workers` workers; `cluster_options` go to `Cluster`.
+
+    If any part fails to come up, everything already started is stopped before the error
+    reaches the test (which never got a cluster to stop).
+    """
     cluster = Cluster(root, env, **cluster_options)
-    cluster.start_controller()
-    cluster.start_api()
-    names = {f"worker-{i}" for i in range(1, workers + 1)}
-    for name in sorted(names):
-        cluster.start_worker(name)
-    if names:
-        cluster.wait_workers_alive(names)
+    try:
+        cluster.start_controller()
+        cluster.start_api()
+        names = {f"worker-{i}" for i in range(1, workers + 1)}
+        for name in sorted(names):
+            cluster.start_worker(name)
+        if names:
+            cluster.wait_workers_alive(names)
+    except BaseException:
+        cluster.stop_all()
+        raise
     return cluster
 
 

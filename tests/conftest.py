@@ -342,3 +342,17 @@ def slow_png() -> bytes:
 
 def workers_by_name(admin: Client) -> dict[str, dict]:
     return {w["name"]: w for w in admin.get("/status").json()["workers"]}
+
+
+def start_busy_workload(admin: Client, name: str, images: int) -> int:
+    """Queue `images` slow blur jobs in a new workload; return its id once worker-1 runs one."""
+    workload_id = admin.create_workload(filter="blur", radius=8, workload_name=name)["workload_id"]
+    data = slow_png()
+    for _ in range(images):
+        assert admin.upload(workload_id, data).status_code == 201
+    wait_until(
+        lambda: workers_by_name(admin)["worker-1"]["running_jobs"] > 0,
+        30,
+        "worker-1 to run a job",
+    )
+    return workload_id

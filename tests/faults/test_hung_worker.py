@@ -19,7 +19,7 @@ from tests.conftest import (
     ADMIN_PASSWORD,
     Client,
     Cluster,
-    slow_png,
+    start_busy_workload,
     start_cluster,
     wait_until,
     workers_by_name,
@@ -65,15 +65,7 @@ def hung(tmp_path_factory):
     stopped = None
     try:
         admin = cluster.login("admin", ADMIN_PASSWORD)
-        wid = admin.create_workload(filter="blur", radius=8, workload_name="hung")["workload_id"]
-        data = slow_png()
-        for _ in range(IMAGES):
-            assert admin.upload(wid, data).status_code == 201
-        wait_until(
-            lambda: workers_by_name(admin)["worker-1"]["running_jobs"] > 0,
-            30,
-            "worker-1 to run a job",
-        )
+        wid = start_busy_workload(admin, "hung", IMAGES)
         stopped = cluster.processes["worker-1"]
         os.killpg(stopped.pid, signal.SIGSTOP)  # the worker and its pool processes
         log_at_stop = len(cluster.log("controller"))

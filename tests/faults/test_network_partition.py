@@ -25,7 +25,7 @@ from tests.conftest import (
     ADMIN_PASSWORD,
     Client,
     Cluster,
-    slow_png,
+    start_busy_workload,
     start_cluster,
     wait_until,
     workers_by_name,
@@ -153,15 +153,7 @@ def test_cut_off_worker_loses_its_jobs_to_the_other_and_rejoins_when_reconnected
     cluster, admin = hosts.cluster, hosts.admin
     with inside(hosts.network.hub):
         cluster.wait_workers_alive(set(WORKERS))
-        wid = admin.create_workload(filter="blur", radius=8, workload_name="cut")["workload_id"]
-        data = slow_png()
-        for _ in range(IMAGES):
-            assert admin.upload(wid, data).status_code == 201
-        wait_until(
-            lambda: workers_by_name(admin)["worker-1"]["running_jobs"] > 0,
-            30,
-            "worker-1 to run a job",
-        )
+        wid = start_busy_workload(admin, "cut", IMAGES)
         host, link = hosts.network.hosts["worker-1"], hosts.network.links["worker-1"]
         ip("-n", host, "link", "set", link, "down")
         try:

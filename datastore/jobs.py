@@ -60,6 +60,14 @@ def load_queued_jobs(
     ]
 
 
+def queued_job_ids(conn: sqlite3.Connection) -> list[int]:
+    """Ids of every queued job, oldest first."""
+    return [
+        row[0]
+        for row in conn.execute("SELECT id FROM jobs WHERE status = ? ORDER BY id", (QUEUED,))
+    ]
+
+
 def assign_job(conn: sqlite3.Connection, job_id: int, worker_id: int) -> int | None:
     """Mark a queued job as running on a worker; return its attempt number, None if not queued."""
     row = conn.execute(

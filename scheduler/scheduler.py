@@ -29,6 +29,7 @@ from scheduler.worker_link import WorkerLink
 log = logging.getLogger(__name__)
 
 LOST_JOB_ERROR = "the worker lost the job without reporting a result"
+LOAD_BATCH = 500  # job ids per query, well under SQLite's limit on bound parameters
 
 
 @dataclass
@@ -236,10 +237,10 @@ class Scheduler:
         reported = frozenset(report.running_job_ids)
         worker.reported_running = reported - worker.finished_lately
         worker.finished_lately &= reported  # forget a job once telemetry stops listing it
-        self._release_lost_jobs(report.worker_id, worker, set(report.running_job_ids), received_at)
+        self._release_lost_jobs(report.worker_id, worker, reported, received_at)
 
     def _release_lost_jobs(
-        self, worker_id: int, worker: _Worker, reported: set[int], received_at: float
+        self, worker_id: int, worker: _Worker, reported: frozenset[int], received_at: float
     ) -> None:
         """Requeue jobs the worker no longer runs although no result came (a lost message).
 
@@ -254,7 +255,6 @@ class Scheduler:
             if job_id not in reported and received_at - assigned_at > grace_s
         ]
         for job_id in lost:
-            worker.running.pop(job_id, None)
             self._on_result(JobResult(worker_id, job_id, JobOutcome.FAILED.value, LOST_JOB_ERROR))
 
     def _on_result(self, result: JobResult) -> None:
@@ -292,9 +292,15 @@ class Scheduler:
                 worker.running = {
                     job_id: at for job_id, at in worker.running.items() if job_id in still_running
                 }
-            for job in jobs.load_queued_jobs(self._db):
-                self._queue.push(job)
-                self._last_job_id = max(self._last_job_id, job.job_id)
+            self._load_new_jobs()
+            # Only queued jobs the queue lacks are loaded: a full reload of a long queue
+            # would stall the scheduler thread at every sweep.
+            lost = [i for i in jobs.queued_job_ids(self._db) if i not in self._queue]
+            for start in range(0, len(lost), LOAD_BATCH):
+                for job in jobs.load_queued_jobs(
+                    self._db, job_ids=lost[start : start + LOAD_BATCH]
+                ):
+                    self._queue.push(job)
 
     def _place(self, job: QueuedJob) -> int | None:
         snapshots = [w.snapshot(worker_id) for worker_id, w in self._workers.items()]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 
 from flask import Blueprint, current_app, jsonify, request, send_file
@@ -12,7 +11,7 @@ from api.access import visible_workload
 from api.db import get_db
 from api.errors import APIError, bad_request, forbidden, not_found
 from api.inputs import ID_CONVERTER, parse_id, request_fields
-from api.storage import ImageStore, storage_error
+from api.storage import ImageStore
 from api.tokens import Principal, current_principal
 from datastore import jobs, transaction, workloads
 from imaging import ImageInfo, ImageTooLarge, NotAnImage, inspect_image
@@ -46,28 +45,15 @@ def _inspect_upload() -> tuple[bytes, ImageInfo]:
         raise bad_request(str(e), "not_an_image") from e
 
 
-def _commit_file(temp, final) -> None:
-    try:
-        os.replace(temp, final)
-    except OSError as e:
-        raise storage_error(e) from e
-
-
 def _store_original(
     principal: Principal, workload: sqlite3.Row, data: bytes, info: ImageInfo
 ) -> int:
     if principal.is_worker:
         raise forbidden("workers may upload only filtered results")
     store = _store()
-    temp = store.write_temp(workload["dir_name"], data)
-    try:
-        with transaction(get_db()) as db:
-            number = workloads.add_original(
-                db, workload["id"], info.format, info.width, info.height
-            )
-            _commit_file(temp, store.path(workload["dir_name"], number, "original", info.extension))
-    finally:
-        temp.unlink(missing_ok=True)
+    with store.staged(workload["dir_name"], data) as put, transaction(get_db()) as db:
+        number = workloads.add_original(db, workload["id"], info.format, info.width, info.height)
+        put(store.path(workload["dir_name"], number, "original", info.extension))
     current_app.extensions["dpip_notifier"].poke()
     return number
 
@@ -79,15 +65,11 @@ def _store_filtered(principal: Principal, workload: sqlite3.Row, number: int, da
     image = workloads.get_image(get_db(), workload["id"], number)
     if image is None:
         raise not_found(f"image {number} does not exist in workload {workload['id']}")
-    temp = store.write_temp(workload["dir_name"], data)
     extension = ImageInfo(image["format"], 0, 0).extension
-    try:
-        with transaction(get_db()) as db:
-            if not jobs.complete_job(db, workload["id"], number, principal.id):
-                raise APIError(409, "job_not_assigned", "this job is no longer assigned to you")
-            _commit_file(temp, store.path(workload["dir_name"], number, "filtered", extension))
-    finally:
-        temp.unlink(missing_ok=True)
+    with store.staged(workload["dir_name"], data) as put, transaction(get_db()) as db:
+        if not jobs.complete_job(db, workload["id"], number, principal.id):
+            raise APIError(409, "job_not_assigned", "this job is no longer assigned to you")
+        put(store.path(workload["dir_name"], number, "filtered", extension))
 
 
 @bp.post("/images")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from api.errors import APIError
@@ -37,6 +39,26 @@ class ImageStore:
             Path(name).unlink(missing_ok=True)
             raise storage_error(e) from e
         return Path(name)
+
+    @contextmanager
+    def staged(self, dir_name: str, data: bytes) -> Iterator[Callable[[Path], None]]:
+        """Write `data` to a temp file and yield the function that renames it into place.
+
+        Call that function inside the datastore transaction that records the file, so the
+        file and its row appear together; a temp file never renamed is removed on exit.
+        """
+        temp = self.write_temp(dir_name, data)
+
+        def put(final: Path) -> None:
+            try:
+                os.replace(temp, final)
+            except OSError as e:
+                raise storage_error(e) from e
+
+        try:
+            yield put
+        finally:
+            temp.unlink(missing_ok=True)
 
     def remove_workload(self, dir_name: str) -> None:
         directory = self.root / dir_name

@@ -266,13 +266,15 @@ def system_under_test(args: argparse.Namespace, deadline: float) -> Iterator[Sys
 
 
 def api_rss_mb(system: System) -> float | None:
-    """Resident memory of a spawned system's API: the child of `dpip up` running `dpip api`."""
+    """Resident memory of a spawned system's API: the child of `dpip up` running `dpip api`
+    and its server processes, summed (pages they share count once per process)."""
     if system.supervisor is None:
         return None
     with suppress(psutil.Error):  # a child that just exited: no figure this time
         for child in psutil.Process(system.supervisor.pid).children():
             if " api " in " ".join(child.cmdline()):
-                return round(child.memory_info().rss / 2**20, 1)
+                processes = [child, *child.children(recursive=True)]
+                return round(sum(p.memory_info().rss for p in processes) / 2**20, 1)
     return None
 
 
@@ -292,6 +294,7 @@ class Client:
     def call(self, method: str, path: str, expected: int = 200, **kwargs: Any) -> requests.Response:
         """Send a request; raise RequestFailed naming the status or exception otherwise."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers.update(kwargs.pop("headers", {}))
         try:
             response = self._session().request(
                 method, self.url + path, headers=headers, timeout=HTTP_TIMEOUT_S, **kwargs
@@ -403,6 +406,7 @@ class StressRun:
     images: list[bytes]
     workloads: list[Workload]
     format_name: str  # a key of FORMATS
+    upload_as: str  # "body" or "form"
     deadline: float
     quiet: bool
     observed: Observations = field(default_factory=Observations)
@@ -413,15 +417,15 @@ class StressRun:
     def upload(self, index: int) -> Key | None:
         """Upload image `index` and record when it was accepted; None when it failed."""
         workload = self.workload_of(index)
-        upload = (f"{index}.{self.format_name}", self.images[index], FORMATS[self.format_name][1])
+        data, mime_type = self.images[index], FORMATS[self.format_name][1]
+        if self.upload_as == "body":
+            request = {"data": data, "headers": {"Content-Type": mime_type}}
+        else:
+            request = {"files": {"data": (f"{index}.{self.format_name}", data, mime_type)}}
         started = time.perf_counter()
         try:
             response = self.client.call(
-                "POST",
-                "/images",
-                201,
-                data={"workload_id": workload.workload_id},
-                files={"data": upload},
+                "POST", "/images", 201, params={"workload_id": workload.workload_id}, **request
             )
         except RequestFailed as e:
             self.observed.record_error(f"upload {e}")
@@ -645,7 +649,7 @@ def stress(
         workloads = create_workloads(client, args)
     except RequestFailed as e:
         raise SetupFailed(f"could not prepare the run: {e}") from e
-    run = StressRun(client, images, workloads, args.format, deadline, args.quiet)
+    run = StressRun(client, images, workloads, args.format, args.upload_as, deadline, args.quiet)
     rss_before = api_rss_mb(system)
     finished = run.run_sequential() if args.sequential else run.run_concurrent(args.uploaders)
     get_ms = median_get_ms(run)
@@ -729,6 +733,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--timeout", type=float, default=900, help="overall limit in seconds (default: 900)"
+    )
+    parser.add_argument(
+        "--upload-as",
+        choices=("body", "form"),
+        default="body",
+        help="send each image as the request body (default) or as a multipart form",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the report here")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -27,6 +27,7 @@ THROTTLE_EXTENSION = "dpip_login_throttle"
 def _install_throttle(state: BlueprintSetupState) -> None:
     config = state.app.config["DPIP"]
     state.app.extensions[THROTTLE_EXTENSION] = LoginThrottle(
+        get_db,
         max_failures=config.login_max_failures,
         window_s=config.login_window_s,
         max_failures_per_address=config.login_max_failures_per_address,

@@ -1,7 +1,7 @@
 """The datastore connection of the current request: one per server thread, kept open.
 
 Opening a connection per request costs more than the request itself: in WAL mode the last
-connection to close checkpoints the log. Each waitress thread keeps its own connection;
+connection to close checkpoints the log. Each server thread keeps its own connection;
 teardown only makes sure no transaction outlives the request.
 """
 

@@ -32,11 +32,36 @@ def _image_type(fields: dict) -> str:
     return kind
 
 
-def _inspect_upload() -> tuple[bytes, ImageInfo]:
+def _is_raw_image_body() -> bool:
+    """True when the body is the image itself (curl --data-binary), not a form."""
+    mimetype = request.mimetype
+    return mimetype.startswith("image/") or mimetype == "application/octet-stream"
+
+
+def _uploaded_bytes() -> bytes:
+    """The image's bytes: the whole body, or the form's file field `data` (or `file`).
+
+    A raw body skips multipart parsing, which costs more than the rest of a small upload.
+    """
+    if _is_raw_image_body():
+        data = request.get_data(cache=False)
+        if len(data) >= current_app.config["MAX_CONTENT_LENGTH"]:
+            # A chunked body (no Content-Length) is cut at the limit, not refused; reading
+            # on from the limit answers 413.
+            request.stream.read(1)
+        return data
     upload = request.files.get("data") or request.files.get("file")
     if upload is None:
-        raise bad_request("send the image as multipart file field 'data'", "missing_field")
-    data = upload.read()
+        raise bad_request(
+            "send the image as multipart file field 'data', or as the body with an image/*"
+            " or application/octet-stream Content-Type",
+            "missing_field",
+        )
+    return upload.read()
+
+
+def _inspect_upload() -> tuple[bytes, ImageInfo]:
+    data = _uploaded_bytes()
     try:
         return data, inspect_image(data, current_app.config["DPIP"].max_image_pixels)
     except ImageTooLarge as e:
@@ -76,7 +101,7 @@ def _store_filtered(principal: Principal, workload: sqlite3.Row, number: int, da
 @jwt_required()
 def upload_image():
     principal = current_principal()
-    fields = request_fields()
+    fields = request_fields(include_query=True)
     kind = _image_type(fields)
     workload = visible_workload(principal, parse_id(fields, "workload_id"))
     data, info = _inspect_upload()

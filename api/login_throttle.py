@@ -6,37 +6,38 @@ refused (429) until its oldest counted failure leaves the window, even with the 
 password. Only failures count; a success clears the failures of that (username, address) pair
 and nothing else, so it cannot reset the address's count or anyone else's.
 
-The counters live in memory (one API process) and are bounded: expired failures are dropped
-on every call, empty entries are swept regularly, and past `max_entries` keys the entries with
-the oldest failures are forgotten first. Usernames are kept as digests, so a long username
-costs no more memory than a short one.
+The failures live in the datastore (`datastore.login_failures`), so every API process sharing
+it counts them together and a restart keeps them; their timestamps are therefore wall-clock
+time. The table is bounded: each recorded failure deletes the expired ones, and past
+`max_entries` keys the keys whose newest failure is oldest are forgotten first. Usernames are
+kept as digests, so a long username costs no more room than a short one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import threading
+import sqlite3
 import time
-from collections import deque
 from collections.abc import Callable
 
+from datastore import login_failures, transaction
 from dpip import defaults
-
-_Key = tuple[str, bytes]
 
 
 class LoginThrottle:
-    """Thread-safe sliding-window counter of failed logins."""
+    """Sliding-window counter of failed logins, kept in the shared datastore."""
 
     def __init__(
         self,
+        connection: Callable[[], sqlite3.Connection],
         max_failures: int = defaults.LOGIN_MAX_FAILURES,
         window_s: float = defaults.LOGIN_WINDOW_S,
         max_failures_per_address: int = defaults.LOGIN_MAX_FAILURES_PER_ADDRESS,
         max_entries: int = defaults.LOGIN_MAX_TRACKED_KEYS,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`connection` returns the calling thread's datastore connection."""
         if max_failures < 1 or max_failures_per_address < 1 or max_entries < 2:
             raise ValueError("login throttle limits must be positive")
         if not window_s > 0:
@@ -46,75 +47,57 @@ class LoginThrottle:
         # The address's cap is never below one username's, or it would be the only limit.
         self.max_failures_per_address = max(max_failures_per_address, max_failures)
         self.max_entries = max_entries
+        self._connection = connection
         self._clock = clock
-        self._lock = threading.Lock()
-        self._failures: dict[_Key, deque[float]] = {}
-        self._next_sweep = clock() + self.window_s
 
     @staticmethod
-    def _keys(username: str, address: str) -> tuple[_Key, _Key]:
+    def _keys(username: str, address: str) -> tuple[bytes, bytes]:
+        """The (username, address) pair's key and the address's key, never equal to each other."""
         digest = hashlib.blake2b(username.encode("utf-8", "surrogatepass"), digest_size=16)
-        return ("user", address.encode() + b"\0" + digest.digest()), ("address", address.encode())
-
-    def _recent(self, key: _Key, now: float) -> deque[float] | None:
-        """The failures of `key` still inside the window (expired ones are dropped)."""
-        failures = self._failures.get(key)
-        if failures is None:
-            return None
-        while failures and failures[0] <= now - self.window_s:
-            failures.popleft()
-        if not failures:
-            del self._failures[key]
-            return None
-        return failures
+        return b"u" + digest.digest() + address.encode(), b"a" + address.encode()
 
     def retry_after(self, username: str, address: str) -> float:
         """Seconds until this client may try again; 0 when it may try now."""
         now = self._clock()
         pair, per_address = self._keys(username, address)
+        conn = self._connection()
         wait = 0.0
-        limits = ((pair, self.max_failures), (per_address, self.max_failures_per_address))
-        with self._lock:
-            for key, limit in limits:
-                failures = self._recent(key, now)
-                if failures is not None and len(failures) >= limit:
-                    # Allowed again once enough failures have left the window.
-                    release = failures[len(failures) - limit] + self.window_s
-                    wait = max(wait, release - now)
+        for key, limit in ((pair, self.max_failures), (per_address, self.max_failures_per_address)):
+            # Allowed again once the `limit`-th newest failure has left the window.
+            oldest_counted = login_failures.nth_newest_failure(
+                conn, key, limit, after=now - self.window_s
+            )
+            if oldest_counted is not None:
+                wait = max(wait, oldest_counted + self.window_s - now)
         return wait
 
     def record_failure(self, username: str, address: str) -> None:
         now = self._clock()
-        with self._lock:
-            for key in self._keys(username, address):
-                self._recent(key, now)
-                self._failures.setdefault(key, deque()).append(now)
-            self._sweep(now)
+        with transaction(self._connection()) as conn:
+            login_failures.delete_expired(conn, until=now - self.window_s)
+            login_failures.add_failures(conn, self._keys(username, address), now)
+            self._forget_past_the_cap(conn)
+
+    def _forget_past_the_cap(self, conn: sqlite3.Connection) -> None:
+        """Past `max_entries` keys, forget those whose newest failure is oldest."""
+        # Counting rows is cheap and counting keys is not; there are never fewer rows than keys.
+        if login_failures.count_failures(conn) <= self.max_entries:
+            return
+        tracked = login_failures.count_keys(conn)
+        if tracked > self.max_entries:
+            # A flood of distinct keys: forget down to 90 % of the cap, so that the next
+            # failures do not sort the table again at once.
+            keep = self.max_entries - self.max_entries // 10
+            login_failures.forget_stalest_keys(conn, tracked - keep)
 
     def record_success(self, username: str, address: str) -> None:
         """Forget this pair's failures; the address's count and other pairs stay as they are."""
         pair, _ = self._keys(username, address)
-        with self._lock:
-            self._failures.pop(pair, None)
+        login_failures.forget_key(self._connection(), pair)
 
     def __len__(self) -> int:
         """How many keys are tracked (for tests and monitoring)."""
-        with self._lock:
-            return len(self._failures)
-
-    def _sweep(self, now: float) -> None:
-        if now < self._next_sweep and len(self._failures) <= self.max_entries:
-            return
-        self._next_sweep = now + self.window_s
-        for key in list(self._failures):
-            self._recent(key, now)
-        if len(self._failures) > self.max_entries:
-            # A flood of distinct keys: forget those that failed longest ago, down to 90 %
-            # of the cap so that the next calls do not sort again at once.
-            keep = self.max_entries - self.max_entries // 10
-            newest_first = sorted(self._failures, key=lambda k: self._failures[k][-1], reverse=True)
-            for key in newest_first[keep:]:
-                del self._failures[key]
+        return login_failures.count_keys(self._connection())
 
 
 def retry_after_header(wait_s: float) -> str:

@@ -76,7 +76,17 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs(status, id);
 CREATE INDEX IF NOT EXISTS jobs_by_workload_status ON jobs(workload_id, status, image_number);
 CREATE INDEX IF NOT EXISTS jobs_by_worker ON jobs(worker_id, status);
+CREATE TABLE IF NOT EXISTS login_failures (
+    key BLOB NOT NULL,
+    failed_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_failures_by_key ON login_failures(key, failed_at);
+CREATE INDEX IF NOT EXISTS login_failures_by_time ON login_failures(failed_at);
 """
+
+# The table added last: a datastore without it gets the rest of the schema, and since every
+# statement is IF NOT EXISTS, a datastore made by an older version gets only what it lacks.
+_NEWEST_TABLE = "login_failures"
 
 
 class StoreError(DPIPError):
@@ -93,7 +103,7 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=30000")
         if not conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='jobs'"
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (_NEWEST_TABLE,)
         ).fetchone():
             conn.executescript(SCHEMA)
     except sqlite3.Error as e:

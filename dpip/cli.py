@@ -160,14 +160,26 @@ def up(
     show_default=True,
     help="HOST:PORT of the controller, told about new jobs",
 )
-@click.option("--threads", type=int, default=defaults.API_THREADS, show_default=True)
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=defaults.API_PROCESSES,
+    show_default=True,
+    help="server processes sharing the port",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=defaults.API_THREADS,
+    show_default=True,
+    help="request threads per process",
+)
 @data_dir_option
 @images_dir_option
-def api(host, port, controller, threads, data_dir, images_dir) -> None:
+def api(host, port, controller, processes, threads, data_dir, images_dir) -> None:
     """Run the REST API alone (it shares the data dir with the controller)."""
-    import waitress
-
     from api import ApiConfig, create_app
+    from api.server import ApiServer
 
     data_dir, images_dir = _dirs(data_dir, images_dir)
     boot = prepare_data_dir(data_dir)
@@ -185,15 +197,8 @@ def api(host, port, controller, threads, data_dir, images_dir) -> None:
         ),
         login_window_s=float(os.environ.get("DPIP_LOGIN_WINDOW_S", defaults.LOGIN_WINDOW_S)),
     )
-    server = waitress.create_server(create_app(config), host=host, port=port, threads=threads)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    click.echo(f"API listening on http://{host}:{port}")
-    try:
-        server.run()
-    except (KeyboardInterrupt, SystemExit):
-        pass
-    finally:
-        server.close()
+    click.echo(f"API listening on http://{host}:{port} ({processes} processes)")
+    ApiServer(create_app(config), host, port, processes, threads).run()
 
 
 @main.command()

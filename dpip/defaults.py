@@ -22,9 +22,12 @@ TOKEN_TTL_SECONDS = 3600
 LOGIN_MAX_FAILURES = 5  # failed logins per (username, address) within the window, then 429
 LOGIN_MAX_FAILURES_PER_ADDRESS = 20  # failed logins per address, any usernames, in the window
 LOGIN_WINDOW_S = 60.0  # seconds a failed login counts against its client
-LOGIN_MAX_TRACKED_KEYS = 10_000  # bound on the throttle's memory; the oldest entries go first
+LOGIN_MAX_TRACKED_KEYS = 10_000  # bound on the throttle table; the oldest keys go first
 WORKER_TOKEN_TTL_SECONDS = 24 * 3600
-API_THREADS = 16
+API_PROCESSES = 2  # gunicorn worker processes (each with its own GIL)
+API_THREADS = 8  # request threads per API process
+API_KEEPALIVE_S = 75  # idle kept-alive connections (workers, clients) stay open this long
+API_GRACEFUL_TIMEOUT_S = 10  # on SIGTERM, requests in flight get this long to finish
 
 TELEMETRY_INTERVAL_MS = 1000
 DEAD_AFTER_INTERVALS = 3  # a worker silent this many intervals is dead

@@ -81,12 +81,10 @@ class ApiClient:
         return self._request("GET", f"/images/{number}?{query}").data
 
     def upload_filtered(self, workload_id: int, number: int, data: bytes) -> None:
-        body, content_type = urllib3.encode_multipart_formdata(
-            {
-                "workload_id": str(workload_id),
-                "image_id": str(number),
-                "type": "filtered",
-                "data": (f"{number}.filtered", data, "application/octet-stream"),
-            }
+        query = urlencode({"workload_id": workload_id, "image_id": number, "type": "filtered"})
+        self._request(
+            "POST",
+            f"/images?{query}",
+            body=data,
+            headers={"Content-Type": "application/octet-stream"},
         )
-        self._request("POST", "/images", body=body, headers={"Content-Type": content_type})

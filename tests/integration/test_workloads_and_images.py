@@ -156,6 +156,22 @@ def test_upload_accepts_the_file_field_and_every_format(make_user):
         assert Image.open(io.BytesIO(downloaded.content)).format == fmt
 
 
+@pytest.mark.parametrize("content_type", ["image/png", "image/jpeg", "application/octet-stream"])
+def test_upload_accepts_the_image_as_the_raw_body(make_user, content_type):
+    """curl --data-binary: the content decides the format, whatever the Content-Type says."""
+    user = make_user()
+    wid = user.create_workload(workload_name="raw", filter="grayscale")["workload_id"]
+    data = image_bytes("PNG", seed=3)
+    response = user.post(
+        "/images", params={"workload_id": wid}, data=data, headers={"Content-Type": content_type}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json() == {"workload_id": wid, "image_id": 0, "type": "original"}
+    downloaded = user.get("/images/0", params={"workload_id": wid})
+    assert downloaded.headers["Content-Type"] == "image/png"
+    assert downloaded.content == data
+
+
 def test_download_errors(make_user):
     user = make_user()
     workload = user.create_workload(workload_name="downloads", tags=["nowhere"])

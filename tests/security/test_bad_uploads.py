@@ -31,6 +31,23 @@ def _file(alice: Actor, data: bytes, name: str = "x.png", **fields) -> requests.
     )
 
 
+def _raw(alice: Actor, data, content_type: str = "image/png", **params) -> requests.Response:
+    """The image as the whole body (curl --data-binary), its fields in the query string."""
+    return alice.client.post(
+        "/images",
+        params={"workload_id": alice.workload_id, **params},
+        data=data,
+        headers={"Content-Type": content_type},
+    )
+
+
+def _over_limit_chunks():
+    """A raw body over the limit, sent chunked: no Content-Length to check up front."""
+    yield image_bytes("PNG")
+    for _ in range(UPLOAD_LIMIT // 65536 + 16):
+        yield b"\0" * 65536
+
+
 def _chunked(alice: Actor, size: int) -> requests.Response:
     """A multipart body over the limit, sent chunked: no Content-Length to check up front."""
     boundary = "dpip-boundary"
@@ -192,6 +209,60 @@ CASES: list = [
         403,
         "forbidden",
         id="user-uploads-filtered",
+    ),
+    # the same refusals when the image is the raw body rather than a form's file
+    pytest.param(lambda a, b: _raw(a, b"this is not an image"), 400, "not_an_image", id="raw-text"),
+    pytest.param(lambda a, b: _raw(a, b""), 400, "not_an_image", id="raw-zero-bytes"),
+    pytest.param(
+        lambda a, b: _raw(a, JPEG[: len(JPEG) * 3 // 4], "image/jpeg"),
+        400,
+        "not_an_image",
+        id="raw-jpeg-cut-in-scan-data",
+    ),
+    pytest.param(lambda a, b: _raw(a, png_bomb()), 413, "image_too_large", id="raw-png-bomb"),
+    pytest.param(
+        lambda a, b: _raw(a, b"\0" * (UPLOAD_LIMIT + 1024 * 1024), "application/octet-stream"),
+        413,
+        "payload_too_large",
+        id="raw-over-size-limit",
+    ),
+    pytest.param(
+        lambda a, b: _raw(a, _over_limit_chunks()),
+        413,
+        "payload_too_large",
+        id="raw-over-size-limit-chunked",
+    ),
+    pytest.param(
+        lambda a, b: a.client.post(
+            "/images", data=image_bytes(), headers={"Content-Type": "image/png"}
+        ),
+        400,
+        "missing_field",
+        id="raw-missing-workload-id",
+    ),
+    pytest.param(
+        lambda a, b: _raw(a, image_bytes(), workload_id="../1"),
+        400,
+        "invalid_field",
+        id="raw-workload-id-path",
+    ),
+    pytest.param(
+        lambda a, b: _raw(a, image_bytes(), workload_id=b.workload_id),
+        404,
+        "not_found",
+        id="raw-someone-elses-workload",
+    ),
+    pytest.param(
+        lambda a, b: _raw(a, image_bytes(), "text/plain"),
+        400,
+        "missing_field",
+        id="raw-body-not-an-image-type",
+    ),
+    pytest.param(
+        lambda a, b: _raw(a, image_bytes(), type="filtered", image_id=0),
+        403,
+        "forbidden",
+        id="raw-user-uploads-filtered",
     ),
     # regression tests: files cut short after their headers were once accepted (201), and
     # their jobs then failed with 'image file is truncated'

@@ -1,0 +1,53 @@
+"""Failed logins: one row per failure and throttle key, shared by every API process."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+
+
+def add_failures(conn: sqlite3.Connection, keys: Iterable[bytes], failed_at: float) -> None:
+    """Count one failure at `failed_at` against each key (call inside a transaction)."""
+    conn.executemany(
+        "INSERT INTO login_failures (key, failed_at) VALUES (?, ?)",
+        [(key, failed_at) for key in keys],
+    )
+
+
+def delete_expired(conn: sqlite3.Connection, until: float) -> None:
+    """Forget the failures at or before `until`."""
+    conn.execute("DELETE FROM login_failures WHERE failed_at <= ?", (until,))
+
+
+def count_failures(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT COUNT(*) FROM login_failures").fetchone()[0]
+
+
+def count_keys(conn: sqlite3.Connection) -> int:
+    # Faster than COUNT(DISTINCT key), which sorts instead of walking the index in key order.
+    return conn.execute(
+        "SELECT COUNT(*) FROM (SELECT DISTINCT key FROM login_failures)"
+    ).fetchone()[0]
+
+
+def forget_stalest_keys(conn: sqlite3.Connection, count: int) -> None:
+    """Forget the `count` keys whose newest failure is oldest (call inside a transaction)."""
+    conn.execute(
+        "DELETE FROM login_failures WHERE key IN (SELECT key FROM login_failures"
+        " GROUP BY key ORDER BY MAX(failed_at) LIMIT ?)",
+        (count,),
+    )
+
+
+def forget_key(conn: sqlite3.Connection, key: bytes) -> None:
+    conn.execute("DELETE FROM login_failures WHERE key = ?", (key,))
+
+
+def nth_newest_failure(conn: sqlite3.Connection, key: bytes, n: int, after: float) -> float | None:
+    """When the `n`-th newest failure of `key` later than `after` happened; None with fewer."""
+    row = conn.execute(
+        "SELECT failed_at FROM login_failures WHERE key = ? AND failed_at > ?"
+        " ORDER BY failed_at DESC LIMIT 1 OFFSET ?",
+        (key, after, n - 1),
+    ).fetchone()
+    return None if row is None else row[0]

@@ -27,9 +27,10 @@ from typing import Any
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # stress_test.py is an outside tool too: reuse its generator
+sys.path.insert(0, str(REPO))  # the stress test is an outside tool too: reuse its generator
 
-import stress_test  # noqa: E402
+from stress.images import FORMATS, encode, generate_images, reference_filter  # noqa: E402
+from stress_test import parse_size  # noqa: E402
 
 CASE_TIMEOUT_S = 600  # stress_test's own --timeout for one case
 STOP_GRACE_S = 60  # for stress_test to stop the system it started
@@ -116,15 +117,15 @@ def filter_file(task: tuple[str, str, str, float]) -> None:
     source, target, filter_name, radius = task
     with Image.open(source) as image:
         image_format = image.format
-        result = stress_test.reference_filter(image, filter_name, radius)
-    Path(target).write_bytes(stress_test.encode(result, image_format))
+        result = reference_filter(image, filter_name, radius)
+    Path(target).write_bytes(encode(result, image_format))
 
 
 def raw_images_per_s(case: Case, count: int, pool: Pool, cores: int) -> float:
     """Generate the case's images to disk, then time filtering them all in the pool."""
-    size = stress_test.parse_size(case.size)
-    image_format = stress_test.FORMATS[case.image_format][0]
-    images = stress_test.generate_images(pool, count, size, image_format)
+    size = parse_size(case.size)
+    image_format = FORMATS[case.image_format][0]
+    images = generate_images(pool, count, size, image_format)
     with tempfile.TemporaryDirectory(prefix="dpip-bench-raw-") as root:
         tasks = []
         for index, data in enumerate(images):

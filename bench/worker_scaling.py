@@ -21,7 +21,7 @@ from PIL import Image, ImageFilter
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from stress_test import generate_image  # noqa: E402 - the generator the stress test uses
+from stress.images import generate_image  # noqa: E402 - the generator the stress test uses
 
 SIZE = (1920, 1080)
 

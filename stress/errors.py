@@ -1,0 +1,11 @@
+"""The stress test's own exceptions, shared by the modules that raise them and the command."""
+
+from __future__ import annotations
+
+
+class SetupFailed(RuntimeError):
+    """Raised when the system under test cannot be started, reached or prepared."""
+
+
+class RequestFailed(RuntimeError):
+    """Raised when the API answers an unexpected status or cannot be reached."""

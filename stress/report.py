@@ -1,0 +1,91 @@
+"""Turn what a run observed into the report's figures, and print them for a person."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from stress.run import Observations, StressRun
+
+
+def percentile_ms(latencies: list[float], percent: int) -> float | None:
+    return round(float(np.percentile(latencies, percent)) * 1000, 2) if latencies else None
+
+
+def outcome_counts(observed: Observations) -> dict[str, int]:
+    """Lost, duplicated and failed images, from what the polls and uploads saw."""
+    accepted = set(observed.index_of)
+    unknown = set(observed.available) - accepted  # more filtered numbers than uploads
+    return {
+        "lost": len(accepted - set(observed.available) - observed.failed),
+        "duplicated": observed.numbers_given_twice
+        + sum(observed.repeated_entries.values())
+        + len(unknown),
+        "failed": len(observed.failed),
+    }
+
+
+def span_s(starts: Iterable[float], ends: Iterable[float]) -> float | None:
+    """Seconds from the first start to the last end; None when nothing ended."""
+    starts, ends = list(starts), list(ends)
+    return max(ends) - min(starts) if starts and ends else None
+
+
+def build_report(args: argparse.Namespace, run: StressRun, finished: bool) -> dict[str, Any]:
+    observed = run.observed
+    latencies = [
+        max(0.0, seen - observed.accepted[observed.index_of[key]])
+        for key, seen in observed.available.items()
+        if key in observed.index_of
+    ]
+    window = span_s(observed.started.values(), observed.available.values())
+    upload_window = span_s(observed.started.values(), observed.accepted.values())
+    return {
+        "images": args.images,
+        "workloads": args.workloads,
+        "filter": args.filter,
+        "radius": args.radius,
+        "size": "x".join(map(str, args.size)),
+        "format": args.format,
+        "uploaders": 1 if args.sequential else args.uploaders,
+        "sequential": args.sequential,
+        "workers": args.workers if args.spawn else None,
+        "worker_concurrency": args.worker_concurrency if args.spawn else None,
+        "uploaded": len(observed.accepted),
+        "filtered": len(latencies),
+        "wall_s": round(window, 3) if window else None,
+        "images_per_s": round(len(latencies) / window, 2) if window else None,
+        "upload_images_per_s": (
+            round(len(observed.accepted) / upload_window, 2) if upload_window else None
+        ),
+        "p50_ms": percentile_ms(latencies, 50),
+        "p95_ms": percentile_ms(latencies, 95),
+        "p99_ms": percentile_ms(latencies, 99),
+        **outcome_counts(observed),
+        "timed_out": not finished,
+    }
+
+
+def print_report(report: dict[str, Any]) -> None:
+    report = {name: "n/a" if value is None else value for name, value in report.items()}
+    errors = ", ".join(f"{kind}: {n}" for kind, n in sorted(report["errors"].items())) or "none"
+    print(
+        f"DPIP stress test: {report['images']} {report['size']} {report['format']} images, "
+        f"filter {report['filter']}, {report['workloads']} workload(s), "
+        f"{report['uploaders']} uploader(s){', sequential' if report['sequential'] else ''}\n"
+        f"throughput  {report['images_per_s']} images/s "
+        f"({report['filtered']} filtered in {report['wall_s']} s; "
+        f"uploads alone {report['upload_images_per_s']} images/s)\n"
+        f"latency     p50 {report['p50_ms']} ms, p95 {report['p95_ms']} ms, "
+        f"p99 {report['p99_ms']} ms\n"
+        f"API         GET /workloads/{{id}} {report['workload_get_ms']} ms (median), "
+        f"RSS {report['api_rss_before_mb']} MB before, {report['api_rss_after_mb']} MB after\n"
+        f"errors      {errors}\n"
+        f"images      lost {report['lost']}, wrong {report['wrong']}, "
+        f"duplicated {report['duplicated']}, failed {report['failed']}\n"
+        f"result      {'OK' if report['ok'] else 'FAILED'}"
+        f"{' (timed out)' if report['timed_out'] else ''} in {report['total_s']} s"
+    )

@@ -1,0 +1,223 @@
+"""Drive the timed part: upload, poll until every result shows, then download and verify."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing.pool import Pool
+from typing import Any
+
+from tqdm import tqdm
+
+from stress.client import Client, Workload
+from stress.errors import RequestFailed
+from stress.images import FORMATS, Check, result_is_correct
+
+POLL_INTERVAL_S = 0.02  # between polling rounds while many images are in flight
+POLL_SHARE = 0.2  # at most this share of the time polling: a 10k-image list costs the API ~13 ms
+LATENCY_POLL_INTERVAL_S = 0.002  # --sequential: one image in flight, its latency is the figure
+WORKLOAD_GET_SAMPLES = 20
+
+Key = tuple[int, int]  # (workload id, image number inside the workload)
+
+
+@dataclass
+class Observations:
+    """What the run saw, recorded from the threads that saw it; `lock` guards every field."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    started: dict[int, float] = field(default_factory=dict)  # image index → upload sent
+    accepted: dict[int, float] = field(default_factory=dict)  # image index → 201 received
+    index_of: dict[Key, int] = field(default_factory=dict)
+    available: dict[Key, float] = field(default_factory=dict)  # first seen as filtered
+    failed: set[Key] = field(default_factory=set)
+    numbers_given_twice: int = 0
+    repeated_entries: dict[int, int] = field(default_factory=dict)  # workload → most repeats
+    errors: Counter[str] = field(default_factory=Counter)
+
+    def record_error(self, kind: str) -> None:
+        with self.lock:
+            self.errors[kind] += 1
+
+    def record_upload(self, index: int, started: float, accepted: float, key: Key) -> None:
+        with self.lock:
+            self.started[index], self.accepted[index] = started, accepted
+            if key in self.index_of:
+                self.numbers_given_twice += 1
+            else:
+                self.index_of[key] = index
+
+    def record_poll(self, workload_id: int, body: dict[str, Any], seen_at: float) -> None:
+        filtered = body["filtered_images"]
+        with self.lock:
+            repeats = len(filtered) - len(set(filtered))
+            previous = self.repeated_entries.get(workload_id, 0)
+            self.repeated_entries[workload_id] = max(previous, repeats)
+            for number in filtered:
+                self.available.setdefault((workload_id, number), seen_at)
+            self.failed.update((workload_id, item["image_id"]) for item in body["failed_images"])
+
+    def finished(self) -> int:
+        with self.lock:
+            return len(self.available) + len(self.failed)
+
+    def is_finished(self, key: Key) -> bool:
+        with self.lock:
+            return key in self.available or key in self.failed
+
+
+@dataclass
+class StressRun:
+    """One run: the client, the images, the workloads they are dealt to, and the deadline."""
+
+    client: Client
+    images: list[bytes]
+    workloads: list[Workload]
+    format_name: str  # a key of FORMATS
+    upload_as: str  # "body" or "form"
+    deadline: float
+    quiet: bool
+    observed: Observations = field(default_factory=Observations)
+
+    def workload_of(self, index: int) -> Workload:
+        return self.workloads[index % len(self.workloads)]
+
+    def upload(self, index: int) -> Key | None:
+        """Upload image `index` and record when it was accepted; None when it failed."""
+        workload = self.workload_of(index)
+        data, mime_type = self.images[index], FORMATS[self.format_name][1]
+        if self.upload_as == "body":
+            request = {"data": data, "headers": {"Content-Type": mime_type}}
+        else:
+            request = {"files": {"data": (f"{index}.{self.format_name}", data, mime_type)}}
+        started = time.perf_counter()
+        try:
+            response = self.client.call(
+                "POST", "/images", 201, params={"workload_id": workload.workload_id}, **request
+            )
+        except RequestFailed as e:
+            self.observed.record_error(f"upload {e}")
+            return None
+        key = (workload.workload_id, response.json()["image_id"])
+        self.observed.record_upload(index, started, time.perf_counter(), key)
+        return key
+
+    def poll(self, workload: Workload) -> dict[str, Any] | None:
+        """Read a workload and record the results that appeared; None when the read failed."""
+        try:
+            response = self.client.call("GET", f"/workloads/{workload.workload_id}")
+        except RequestFailed as e:
+            self.observed.record_error(f"poll {e}")
+            return None
+        body = response.json()
+        self.observed.record_poll(workload.workload_id, body, time.perf_counter())
+        return body
+
+    def download(self, key: Key) -> bytes | None:
+        workload_id, number = key
+        try:
+            return self.client.call(
+                "GET", f"/images/{number}", params={"workload_id": workload_id, "type": "filtered"}
+            ).content
+        except RequestFailed as e:
+            self.observed.record_error(f"download {e}")
+            return None
+
+    def run_concurrent(self, uploaders: int) -> bool:
+        """Upload from a thread pool while polling every workload; False when time ran out."""
+        total = len(self.images)
+        bars = [
+            tqdm(total=total, desc=desc, disable=self.quiet) for desc in ("uploaded", "filtered")
+        ]
+        with ThreadPoolExecutor(uploaders) as pool:
+            futures = [pool.submit(self._upload_in_time, index) for index in range(total)]
+            try:
+                return self._wait_for_results(futures, *bars)
+            finally:
+                pool.shutdown(cancel_futures=True)
+                for bar in bars:
+                    bar.close()
+
+    def _upload_in_time(self, index: int) -> None:
+        if time.perf_counter() < self.deadline:
+            self.upload(index)
+
+    def _wait_for_results(self, futures: list[Future], upload_bar: tqdm, done_bar: tqdm) -> bool:
+        pending = {workload.workload_id: workload for workload in self.workloads}
+        while True:
+            uploads_done = all(future.done() for future in futures)
+            round_started = time.perf_counter()
+            for workload in list(pending.values()):
+                body = self.poll(workload)
+                if uploads_done and body and _settled(body):
+                    del pending[workload.workload_id]
+            upload_bar.update(sum(future.done() for future in futures) - upload_bar.n)
+            done_bar.update(min(done_bar.total, self.observed.finished()) - done_bar.n)
+            if not pending:
+                return True
+            if time.perf_counter() > self.deadline:
+                return False
+            round_s = time.perf_counter() - round_started
+            time.sleep(max(POLL_INTERVAL_S, round_s * (1 / POLL_SHARE - 1)))
+
+    def run_sequential(self) -> bool:
+        """Upload one image, wait for its result, then the next; False when time ran out."""
+        with tqdm(total=len(self.images), desc="filtered", disable=self.quiet) as bar:
+            for index in range(len(self.images)):
+                if time.perf_counter() > self.deadline:
+                    return False
+                key = self.upload(index)
+                if key is not None and not self._wait_for_image(self.workload_of(index), key):
+                    return False
+                bar.update()
+        return True
+
+    def _wait_for_image(self, workload: Workload, key: Key) -> bool:
+        while time.perf_counter() < self.deadline:
+            self.poll(workload)
+            if self.observed.is_finished(key):
+                return True
+            time.sleep(LATENCY_POLL_INTERVAL_S)
+        return False
+
+
+def _settled(body: dict[str, Any]) -> bool:
+    """Every job of the workload is done or failed (or it never got an image)."""
+    return body["status"] == "completed" or body["images"]["total"] == 0
+
+
+def count_wrong(run: StressRun, pool: Pool, radius: float, downloaders: int) -> int:
+    """Download every result and count those that are not Pillow's result of their original."""
+    observed = run.observed
+    keys = sorted(key for key in observed.available if key in observed.index_of)
+    filters = {workload.workload_id: workload.filter_name for workload in run.workloads}
+    with ThreadPoolExecutor(downloaders) as threads:
+        downloads = list(threads.map(run.download, keys))
+    image_format = FORMATS[run.format_name][0]
+    checks = [
+        Check(run.images[observed.index_of[key]], data, filters[key[0]], radius, image_format)
+        for key, data in zip(keys, downloads, strict=True)
+        if data is not None
+    ]
+    verdicts = pool.imap(result_is_correct, checks, chunksize=max(1, len(checks) // 64))
+    correct = sum(tqdm(verdicts, total=len(checks), desc="verified", disable=run.quiet))
+    return len(keys) - correct
+
+
+def median_get_ms(run: StressRun) -> float | None:
+    """Median time of GET /workloads/{id} on the first (largest) workload, in ms."""
+    path = f"/workloads/{run.workloads[0].workload_id}"
+    samples = []
+    for _ in range(WORKLOAD_GET_SAMPLES):
+        started = time.perf_counter()
+        try:
+            run.client.call("GET", path)
+        except RequestFailed as e:
+            run.observed.record_error(f"workload GET {e}")
+            return None
+        samples.append(time.perf_counter() - started)
+    return round(statistics.median(samples) * 1000, 2)

@@ -1,0 +1,136 @@
+"""Find or start the system under test, stop what was started, and read its API's memory."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from stress.errors import SetupFailed
+
+STARTUP_TIMEOUT_S = 60.0
+STOP_GRACE_S = 30.0  # `dpip up` gives its own children 20 s
+
+
+@dataclass
+class System:
+    """Where the system answers, and its `dpip up` process when this run started it."""
+
+    url: str
+    user: str
+    password: str
+    supervisor: subprocess.Popen | None = None
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free on loopback now, all different."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def wait_until_up(process: subprocess.Popen, deadline: float) -> None:
+    """Read `dpip up`'s output until it says it is up, and keep draining it so it never blocks."""
+    up = threading.Event()
+    tail: deque[str] = deque(maxlen=40)
+
+    def drain() -> None:
+        for line in process.stdout:
+            tail.append(line)
+            if "DPIP is up" in line:
+                up.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    deadline = min(deadline, time.perf_counter() + STARTUP_TIMEOUT_S)
+    while not up.wait(0.1):
+        if process.poll() is not None:
+            raise SetupFailed(f"dpip up exited with {process.returncode}:\n{''.join(tail)}")
+        if time.perf_counter() > deadline:
+            raise SetupFailed("dpip up was not up in time (see --timeout):\n" + "".join(tail))
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    """SIGTERM the whole process group, wait, then SIGKILL whatever is left of it."""
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=STOP_GRACE_S)
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+@contextmanager
+def spawned_system(workers: int, concurrency: int | None, deadline: float) -> Iterator[System]:
+    """Run `dpip up` in a temp dir on free ports for the duration of the block."""
+    password = secrets.token_urlsafe(18)
+    with tempfile.TemporaryDirectory(prefix="dpip-stress-") as root:
+        port, controller_port = free_ports(2)
+        argv = [
+            str(Path(sys.executable).with_name("dpip")),
+            "up",
+            *("--port", str(port), "--controller-port", str(controller_port)),
+            *("--workers", str(workers)),
+            *("--data-dir", f"{root}/data", "--images-dir", f"{root}/images"),
+        ]
+        if concurrency:
+            argv += ["--worker-concurrency", str(concurrency)]
+        env = {name: value for name, value in os.environ.items() if not name.startswith("DPIP_")}
+        env.update(DPIP_ADMIN_PASSWORD=password, DPIP_LOG_LEVEL="WARNING")
+        process = subprocess.Popen(
+            argv,
+            cwd=root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            wait_until_up(process, deadline)
+            yield System(f"http://127.0.0.1:{port}", "admin", password, process)
+        finally:
+            stop_process_group(process)
+
+
+@contextmanager
+def system_under_test(args: argparse.Namespace, deadline: float) -> Iterator[System]:
+    """The system named by --url, or one started by --spawn."""
+    if args.spawn:
+        with spawned_system(args.workers, args.worker_concurrency, deadline) as system:
+            yield system
+    else:
+        yield System(args.url, args.user, args.password)
+
+
+def api_rss_mb(system: System) -> float | None:
+    """Resident memory of a spawned system's API: the child of `dpip up` running `dpip api`
+    and its server processes, summed (pages they share count once per process)."""
+    if system.supervisor is None:
+        return None
+    with suppress(psutil.Error):  # a child that just exited: no figure this time
+        for child in psutil.Process(system.supervisor.pid).children():
+            if " api " in " ".join(child.cmdline()):
+                processes = [child, *child.children(recursive=True)]
+                return round(sum(p.memory_info().rss for p in processes) / 2**20, 1)
+    return None

@@ -7,7 +7,7 @@ requests from one thread with the client library the workers use (urllib3), and 
 the CPU of the server and of the client per request. Three such requests per image bound
 what any image pipeline on this stack can do, before any real work:
 
-    FLOOR requests=... server_cpu_ms=... client_cpu_ms=... bound_ips=...
+    FLOOR requests=... server_cpu_ms=... client_cpu_ms=... wall_ms=... bound_ips=...
 
 bound_ips = cores * 1000 / (3 * (server_cpu_ms + client_cpu_ms)).
 
@@ -63,20 +63,22 @@ def server_cpu_s(master: psutil.Process) -> float:
     return sum(sum(p.cpu_times()[:2]) for p in processes)
 
 
-def measure(port: int, server: psutil.Process, count: int) -> tuple[float, float]:
-    """CPU milliseconds per request of the server and of this client."""
+def measure(port: int, server: psutil.Process, count: int) -> tuple[float, float, float]:
+    """CPU milliseconds per request of the server and of this client, and wall time."""
     pool = urllib3.PoolManager(maxsize=1, retries=False)
     url = f"http://127.0.0.1:{port}/empty"
     for _ in range(100):  # warm up: connections, code paths
         pool.request("GET", url)
     me = psutil.Process()
     server_before, client_before = server_cpu_s(server), sum(me.cpu_times()[:2])
+    started = time.perf_counter()
     for _ in range(count):
         if pool.request("GET", url).status != 204:
             raise SystemExit("the empty server answered an error")
+    wall_ms = (time.perf_counter() - started) * 1000 / count
     server_ms = (server_cpu_s(server) - server_before) * 1000 / count
     client_ms = (sum(me.cpu_times()[:2]) - client_before) * 1000 / count
-    return server_ms, client_ms
+    return server_ms, client_ms, wall_ms
 
 
 def main() -> int:
@@ -93,7 +95,7 @@ def main() -> int:
     )
     try:
         wait_until_serving(port, time.monotonic() + 30)
-        server_ms, client_ms = measure(port, psutil.Process(child.pid), args.requests)
+        server_ms, client_ms, wall_ms = measure(port, psutil.Process(child.pid), args.requests)
     finally:
         child.terminate()
         child.wait(timeout=30)
@@ -101,7 +103,7 @@ def main() -> int:
     bound = cores * 1000 / (REQUESTS_PER_IMAGE * (server_ms + client_ms))
     print(
         f"FLOOR requests={args.requests} server_cpu_ms={server_ms:.3f} "
-        f"client_cpu_ms={client_ms:.3f} bound_ips={bound:.0f}"
+        f"client_cpu_ms={client_ms:.3f} wall_ms={wall_ms:.3f} bound_ips={bound:.0f}"
     )
     return 0
 

@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=40)
     args = parser.parse_args()
     cores = os.cpu_count() or 1
-    images = [generate_image(index, SIZE, "jpeg") for index in range(args.images)]
+    images = [generate_image(index, SIZE, "JPEG") for index in range(args.images)]
     baseline = one_core_images_per_s(images)
     single = dpip_images_per_s(1, args.images)
     full = dpip_images_per_s(cores, args.images)

@@ -9,9 +9,12 @@ from flask import Flask
 from api import auth, db, images, status, tokens, users, workloads
 from api.config import ApiConfig
 from api.errors import register_error_handlers
+from api.json_provider import OrjsonProvider
 from api.notify import ControllerNotifier
 from api.storage import ImageStore
 from datastore import connect
+from datastore.filtered_cache import FilteredImagesCache
+from dpip import defaults
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +26,16 @@ def create_app(config: ApiConfig, test_config: dict | None = None) -> Flask:
         DPIP=config,
         MAX_CONTENT_LENGTH=config.max_upload_bytes,
     )
-    app.json.sort_keys = False
+    app.json = OrjsonProvider(app)
     if test_config:
         app.config.update(test_config)
     config.images_dir.mkdir(parents=True, exist_ok=True)
     connect(config.database_path).close()  # create the schema before the first request
     app.extensions["dpip_images"] = ImageStore(config.images_dir)
     app.extensions["dpip_notifier"] = ControllerNotifier(config.controller_address)
+    app.extensions["dpip_filtered_images"] = FilteredImagesCache(
+        defaults.FILTERED_LISTS_CACHED_NUMBERS
+    )
     db.init_app(app)
     tokens.init_app(app, config.jwt_secret, config.token_ttl_seconds)
     register_error_handlers(app)

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 from flask_jwt_extended import jwt_required
 
 from api.access import require_person, visible_workload
@@ -21,7 +21,9 @@ bp = Blueprint("workloads", __name__)
 
 def describe_workload(row: sqlite3.Row, with_lists: bool = True) -> dict[str, Any]:
     """Render a workload with its derived status and progress."""
-    progress = workloads.workload_progress(get_db(), row["id"], with_lists)
+    progress = workloads.workload_progress(
+        get_db(), row["id"], with_lists, current_app.extensions["dpip_filtered_images"]
+    )
     params = json.loads(row["params"])
     body: dict[str, Any] = {
         "workload_id": row["id"],

@@ -11,6 +11,7 @@ import pytest
 
 import datastore
 from datastore import jobs, transaction, users, workloads
+from datastore.filtered_cache import FilteredImagesCache
 from datastore.jobs import QueuedJob
 from datastore.users import UserExists
 from datastore.workloads import WorkloadExists, safe_dir_name, workload_status
@@ -563,3 +564,19 @@ def test_revoking_purges_expired_entries(conn) -> None:
     users.revoke_token(conn, "fresh", 4_102_444_800.0)
     assert not users.is_token_revoked(conn, "stale")
     assert users.is_token_revoked(conn, "fresh")
+
+
+def test_cached_filtered_list_follows_each_newly_done_job(conn, alice) -> None:
+    cache = FilteredImagesCache(max_numbers=100)
+    workload_id = make_workload(conn, alice, images=3)
+    ids = job_ids(conn, workload_id)
+    for job_id in ids:
+        jobs.assign_job(conn, job_id, 1)
+    seen = []
+    for job_id in (ids[2], ids[0], ids[1]):
+        assert jobs.complete_job(conn, *_key(conn, job_id), worker_id=1)
+        seen.append(workloads.workload_progress(conn, workload_id, cache=cache).filtered_images)
+        # A second read with nothing new is served from the cache, and is the same list.
+        again = workloads.workload_progress(conn, workload_id, cache=cache).filtered_images
+        assert again is seen[-1]
+    assert seen == [[2], [0, 2], [0, 1, 2]]

@@ -28,8 +28,11 @@ class ImageStore:
         """Write `data` to a hidden temp file in the workload's directory and return its path."""
         directory = self.root / dir_name
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(dir=directory, prefix=".upload-", suffix=".tmp")
+            try:
+                fd, name = tempfile.mkstemp(dir=directory, prefix=".upload-", suffix=".tmp")
+            except FileNotFoundError:  # the workload's first image: make its directory
+                directory.mkdir(parents=True, exist_ok=True)
+                fd, name = tempfile.mkstemp(dir=directory, prefix=".upload-", suffix=".tmp")
         except OSError as e:
             raise storage_error(e) from e
         try:

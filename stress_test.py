@@ -25,9 +25,9 @@ from typing import Any
 from stress.client import Client, create_workloads, wait_for_workers
 from stress.errors import RequestFailed, SetupFailed
 from stress.images import FORMATS, generate_images
-from stress.report import build_report, print_report
+from stress.report import build_report, cpu_per_image, print_report
 from stress.run import StressRun, count_wrong, median_get_ms
-from stress.system import System, api_rss_mb, system_under_test
+from stress.system import System, api_rss_mb, cpu_seconds, system_under_test
 
 
 def stress(
@@ -44,7 +44,9 @@ def stress(
         raise SetupFailed(f"could not prepare the run: {e}") from e
     run = StressRun(client, images, workloads, args.format, args.upload_as, deadline, args.quiet)
     rss_before = api_rss_mb(system)
+    cpu_before = cpu_seconds(system)
     finished = run.run_sequential() if args.sequential else run.run_concurrent(args.uploaders)
+    cpu_after = cpu_seconds(system)
     get_ms = median_get_ms(run)
     rss_after = api_rss_mb(system)
     wrong = count_wrong(run, pool, args.radius, args.uploaders) if finished else 0
@@ -55,6 +57,7 @@ def stress(
         api_rss_before_mb=rss_before,
         api_rss_after_mb=rss_after,
         workload_get_ms=get_ms,
+        cpu_ms_per_image=cpu_per_image(cpu_before, cpu_after, report["filtered"]),
     )
     report["ok"] = finished and not (
         report["errors"] or any(report[name] for name in ("lost", "wrong", "duplicated", "failed"))

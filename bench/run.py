@@ -203,6 +203,13 @@ def run_case(case: Case, count: int, workers: int, concurrency: int, pool: Pool)
         f"api_rss_after_mb={figure(report['api_rss_after_mb'])} "
         f"workload_get_ms={figure(report['workload_get_ms'])}"
     )
+    cpu = report.get("cpu_ms_per_image")
+    if cpu:
+        print(
+            f"CPU name={case.name} ms_per_image api={cpu['api']:.2f} "
+            f"controller={cpu['controller']:.2f} workers={cpu['workers']:.2f} "
+            f"client={cpu['client']:.2f} total={cpu['total']:.2f} bound_ips={cpu['bound_ips']}"
+        )
     for target in case.targets:
         try:
             met = "yes" if target.met(result) else "no"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -32,6 +33,28 @@ def span_s(starts: Iterable[float], ends: Iterable[float]) -> float | None:
     """Seconds from the first start to the last end; None when nothing ended."""
     starts, ends = list(starts), list(ends)
     return max(ends) - min(starts) if starts and ends else None
+
+
+def cpu_per_image(
+    before: dict[str, float] | None, after: dict[str, float] | None, images: int
+) -> dict[str, float] | None:
+    """CPU milliseconds per filtered image of each part, their total, and the images/s that
+    total allows on this machine's cores if nothing else ran."""
+    if before is None or after is None or not images:
+        return None
+    per_image = {part: round((after[part] - before[part]) * 1000 / images, 2) for part in after}
+    total = sum(per_image.values())
+    per_image["total"] = round(total, 2)
+    per_image["bound_ips"] = round((os.cpu_count() or 1) * 1000 / total, 1) if total else None
+    return per_image
+
+
+def _cpu_line(cpu: dict[str, float] | str) -> str:
+    if not isinstance(cpu, dict):
+        return "n/a (a system this run did not start)"
+    names = ("api", "controller", "workers", "client")
+    parts = ", ".join(f"{part} {cpu[part]} ms" for part in names)
+    return f"{parts}: {cpu['total']} ms in all, at most {cpu['bound_ips']} images/s on these cores"
 
 
 def build_report(args: argparse.Namespace, run: StressRun, finished: bool) -> dict[str, Any]:
@@ -83,6 +106,7 @@ def print_report(report: dict[str, Any]) -> None:
         f"p99 {report['p99_ms']} ms\n"
         f"API         GET /workloads/{{id}} {report['workload_get_ms']} ms (median), "
         f"RSS {report['api_rss_before_mb']} MB before, {report['api_rss_after_mb']} MB after\n"
+        f"CPU/image   {_cpu_line(report['cpu_ms_per_image'])}\n"
         f"errors      {errors}\n"
         f"images      lost {report['lost']}, wrong {report['wrong']}, "
         f"duplicated {report['duplicated']}, failed {report['failed']}\n"

@@ -1,4 +1,5 @@
-"""Find or start the system under test, stop what was started, and read its API's memory."""
+"""Find or start the system under test, stop what was started, and read its API's memory
+and the CPU time of its parts."""
 
 from __future__ import annotations
 
@@ -134,3 +135,31 @@ def api_rss_mb(system: System) -> float | None:
                 processes = [child, *child.children(recursive=True)]
                 return round(sum(p.memory_info().rss for p in processes) / 2**20, 1)
     return None
+
+
+def _part(cmdline: list[str]) -> str:
+    """Which part of a spawned system a child of `dpip up` runs."""
+    command = " ".join(cmdline)
+    if " api " in command:
+        return "api"
+    if " controller " in command:
+        return "controller"
+    return "workers"
+
+
+def cpu_seconds(system: System) -> dict[str, float] | None:
+    """CPU seconds used so far by each part of a spawned system (its own child processes
+    included: the API's server processes, the workers' pools) and by this client process."""
+    if system.supervisor is None:
+        return None
+    totals = {"api": 0.0, "controller": 0.0, "workers": 0.0}
+    with suppress(psutil.Error):
+        for child in psutil.Process(system.supervisor.pid).children():
+            part = _part(child.cmdline())
+            for process in [child, *child.children(recursive=True)]:
+                with suppress(psutil.Error):  # a pool process that just exited
+                    times = process.cpu_times()
+                    totals[part] += times.user + times.system
+    mine = psutil.Process().cpu_times()
+    totals["client"] = mine.user + mine.system
+    return totals

@@ -46,3 +46,9 @@ def test_small_stress_run_filters_every_image_correctly(tmp_path, image_format):
     assert report["images"] == report["uploaded"] == report["filtered"] == IMAGES
     assert (report["lost"], report["wrong"], report["duplicated"], report["failed"]) == (0, 0, 0, 0)
     assert report["errors"] == {}
+    # The system's parts were found and measured: each did work for these images.
+    cpu = report["cpu_ms_per_image"]
+    assert all(cpu[part] > 0 for part in ("api", "controller", "workers", "client")), cpu
+    assert cpu["total"] == pytest.approx(
+        sum(cpu[p] for p in ("api", "controller", "workers", "client")), abs=0.05
+    )

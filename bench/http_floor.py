@@ -29,23 +29,19 @@ import urllib3
 from flask import Flask
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 REQUESTS_PER_IMAGE = 3
+
+from stress.system import free_ports  # noqa: E402
 
 
 def serve(port: int) -> None:
     """Run the empty app on `port` with DPIP's server settings, one process."""
-    sys.path.insert(0, str(ROOT))
     from api.server import ApiServer
 
     app = Flask(__name__)
     app.add_url_rule("/empty", "empty", lambda: ("", 204))
     ApiServer(app, "127.0.0.1", port, processes=1, threads=8).run()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until_serving(port: int, deadline: float) -> None:
@@ -89,7 +85,7 @@ def main() -> int:
     if args.serve:
         serve(args.serve)
         return 0
-    port = free_port()
+    (port,) = free_ports(1)
     child = subprocess.Popen(
         [sys.executable, __file__, "--serve", str(port)], start_new_session=True
     )

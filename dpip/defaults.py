@@ -24,9 +24,7 @@ LOGIN_MAX_FAILURES_PER_ADDRESS = 20  # failed logins per address, any usernames,
 LOGIN_WINDOW_S = 60.0  # seconds a failed login counts against its client
 LOGIN_MAX_TRACKED_KEYS = 10_000  # bound on the throttle table; the oldest keys go first
 WORKER_TOKEN_TTL_SECONDS = 24 * 3600
-FILTERED_LISTS_CACHED_NUMBERS = (
-    200_000  # image numbers of filtered_images lists kept per API process
-)
+FILTERED_LISTS_CACHED_NUMBERS = 200_000  # filtered_images numbers kept per API process
 API_PROCESSES = 2  # gunicorn worker processes (each with its own GIL)
 API_THREADS = 8  # request threads per API process
 API_KEEPALIVE_S = 75  # idle kept-alive connections (workers, clients) stay open this long

@@ -124,19 +124,6 @@ def system_under_test(args: argparse.Namespace, deadline: float) -> Iterator[Sys
         yield System(args.url, args.user, args.password)
 
 
-def api_rss_mb(system: System) -> float | None:
-    """Resident memory of a spawned system's API: the child of `dpip up` running `dpip api`
-    and its server processes, summed (pages they share count once per process)."""
-    if system.supervisor is None:
-        return None
-    with suppress(psutil.Error):  # a child that just exited: no figure this time
-        for child in psutil.Process(system.supervisor.pid).children():
-            if " api " in " ".join(child.cmdline()):
-                processes = [child, *child.children(recursive=True)]
-                return round(sum(p.memory_info().rss for p in processes) / 2**20, 1)
-    return None
-
-
 def _part(cmdline: list[str]) -> str:
     """Which part of a spawned system a child of `dpip up` runs."""
     command = " ".join(cmdline)
@@ -147,19 +134,40 @@ def _part(cmdline: list[str]) -> str:
     return "workers"
 
 
+def _processes_by_part(system: System) -> list[tuple[str, list[psutil.Process]]]:
+    """Each child of `dpip up` with its own children (the API's server processes, the
+    workers' pools), named by the part it runs; empty for a system this run did not start."""
+    if system.supervisor is None:
+        return []
+    with suppress(psutil.Error):  # `dpip up` just exited: nothing to measure
+        return [
+            (_part(child.cmdline()), [child, *child.children(recursive=True)])
+            for child in psutil.Process(system.supervisor.pid).children()
+        ]
+    return []
+
+
+def api_rss_mb(system: System) -> float | None:
+    """Resident memory of a spawned system's API: `dpip api` and its server processes,
+    summed (pages they share count once per process)."""
+    with suppress(psutil.Error):  # a process that just exited: no figure this time
+        for part, processes in _processes_by_part(system):
+            if part == "api":
+                return round(sum(p.memory_info().rss for p in processes) / 2**20, 1)
+    return None
+
+
 def cpu_seconds(system: System) -> dict[str, float] | None:
     """CPU seconds used so far by each part of a spawned system (its own child processes
-    included: the API's server processes, the workers' pools) and by this client process."""
+    included) and by this client process."""
     if system.supervisor is None:
         return None
     totals = {"api": 0.0, "controller": 0.0, "workers": 0.0}
-    with suppress(psutil.Error):
-        for child in psutil.Process(system.supervisor.pid).children():
-            part = _part(child.cmdline())
-            for process in [child, *child.children(recursive=True)]:
-                with suppress(psutil.Error):  # a pool process that just exited
-                    times = process.cpu_times()
-                    totals[part] += times.user + times.system
+    for part, processes in _processes_by_part(system):
+        for process in processes:
+            with suppress(psutil.Error):  # a pool process that just exited
+                times = process.cpu_times()
+                totals[part] += times.user + times.system
     mine = psutil.Process().cpu_times()
     totals["client"] = mine.user + mine.system
     return totals

@@ -19,7 +19,9 @@ def test_stopped_worker_finishes_its_long_job(tmp_path):
     try:
         admin = cluster.login("admin", ADMIN_PASSWORD)
         wid = admin.create_workload(filter="blur", radius=60, workload_name="long")["workload_id"]
-        assert admin.upload(wid, slow_png()).status_code == 201
+        # 49 Mpx (just under the pixel limit): a job of a few seconds, so that it outlives
+        # the dead-worker timeout after the signal even when the signal comes late.
+        assert admin.upload(wid, slow_png((7000, 7000))).status_code == 201
 
         def worker_runs_it():  # the worker's own report, not just the assignment
             return admin.get("/status").json()["workers"][0]["running_jobs"] == 1

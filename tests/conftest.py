@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import socket
 import struct
@@ -216,6 +217,29 @@ class Cluster:
             return names <= {w["name"] for w in workers if w["alive"]}
 
         wait_until(alive, timeout_s, f"workers {sorted(names)} to be alive")
+
+    def join_ids(self, name: str) -> list[int]:
+        """The worker ids `name` joined under, one per join, from the controller's log."""
+        pattern = rf"worker (\d+) \({re.escape(name)}\) joined"
+        return [int(i) for i in re.findall(pattern, self.log("controller"))]
+
+    def wait_rejoined(self, joins_before: dict[str, int], timeout_s: float = 30) -> None:
+        """Wait until each named worker joined again since and the API shows it alive.
+
+        The datastore marks a worker alive when its join is stored; the scheduler thread logs
+        the join a moment later, so "alive" alone does not mean the log has it yet.
+        """
+        admin = self.login("admin", ADMIN_PASSWORD)
+
+        def rejoined_and_alive() -> bool:
+            workers = admin.get("/status").json()["workers"]
+            alive = {w["name"] for w in workers if w["alive"]}
+            return all(
+                name in alive and len(self.join_ids(name)) > joins
+                for name, joins in joins_before.items()
+            )
+
+        wait_until(rejoined_and_alive, timeout_s, f"{sorted(joins_before)} to re-join")
 
     def login(self, username: str, password: str) -> Client:
         response = requests.post(self.url + "/login", auth=(username, password), timeout=30)

@@ -9,7 +9,6 @@ upload must be turned away, leaving exactly one result per image, and worker-1 m
 from __future__ import annotations
 
 import os
-import re
 import signal
 from dataclasses import dataclass
 
@@ -36,14 +35,8 @@ def eventually(condition, timeout_s: float) -> object:
         return None
 
 
-def join_ids(cluster: Cluster, name: str) -> list[int]:
-    """The worker ids `name` joined under, one per join, from the controller's log."""
-    pattern = rf"worker (\d+) \({name}\) joined"
-    return [int(i) for i in re.findall(pattern, cluster.log("controller"))]
-
-
 def worker_id(cluster: Cluster, name: str) -> int:
-    [the_id] = set(join_ids(cluster, name))
+    [the_id] = set(cluster.join_ids(name))
     return the_id
 
 
@@ -81,7 +74,7 @@ def hung(tmp_path_factory):
         status_while_stopped = workers_by_name(admin)
         controller_log_while_stopped = cluster.log("controller")[log_at_stop:]
 
-        joins_before_waking = len(join_ids(cluster, "worker-1"))
+        joins_before_waking = len(cluster.join_ids("worker-1"))
         os.killpg(stopped.pid, signal.SIGCONT)
         stopped = None
         discarded = eventually(lambda: "discarded" in cluster.log("worker-1"), 30)
@@ -136,15 +129,13 @@ def test_late_upload_of_the_woken_worker_creates_no_duplicate(hung):
 
 
 def test_woken_worker_rejoins(hung):
-    hung.cluster.wait_workers_alive({"worker-1"}, timeout_s=15)
-    joins = join_ids(hung.cluster, "worker-1")
-    assert len(joins) > hung.joins_before_waking  # it joined again after it woke ...
-    assert len(set(joins)) == 1  # ... under its old id
+    hung.cluster.wait_rejoined({"worker-1": hung.joins_before_waking}, timeout_s=15)
+    assert len(set(hung.cluster.join_ids("worker-1"))) == 1  # under its old id
 
 
 def test_woken_worker_rejoins_once(hung):
-    hung.cluster.wait_workers_alive({"worker-1"}, timeout_s=15)
-    assert len(join_ids(hung.cluster, "worker-1")) - hung.joins_before_waking <= 2
+    hung.cluster.wait_rejoined({"worker-1": hung.joins_before_waking}, timeout_s=15)
+    assert len(hung.cluster.join_ids("worker-1")) - hung.joins_before_waking <= 2
 
 
 def test_the_healthy_worker_stayed_alive(hung):

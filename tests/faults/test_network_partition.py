@@ -143,28 +143,6 @@ def hosts(tmp_path_factory) -> Iterator[Hosts]:
         remove_network(tag)
 
 
-def join_ids(cluster: Cluster, name: str) -> list[int]:
-    return [
-        int(i) for i in re.findall(rf"worker (\d+) \({name}\) joined", cluster.log("controller"))
-    ]
-
-
-def wait_rejoined(
-    cluster: Cluster, admin: Client, name: str, joins_before: int, timeout_s: float
-) -> None:
-    """Wait for a new join of `name` in the controller's log and for the API to see it alive.
-
-    The datastore marks the worker alive when the join is stored; the scheduler thread logs
-    the join a moment later, so "alive" alone does not mean the log has it yet.
-    """
-
-    def alive_and_rejoined() -> bool:
-        rejoined = len(join_ids(cluster, name)) > joins_before
-        return rejoined and workers_by_name(admin)[name]["alive"]
-
-    wait_until(alive_and_rejoined, timeout_s, f"{name} to re-join and be alive again")
-
-
 def test_cut_off_worker_loses_its_jobs_to_the_other_and_rejoins_when_reconnected(hosts):
     cluster, admin = hosts.cluster, hosts.admin
     with inside(hosts.network.hub):
@@ -182,15 +160,14 @@ def test_cut_off_worker_loses_its_jobs_to_the_other_and_rejoins_when_reconnected
         assert done["failed_images"] == []
         assert while_cut["worker-1"]["alive"] is False
         assert while_cut["worker-2"]["alive"] is True
-        [victim] = set(join_ids(cluster, "worker-1"))
+        [victim] = set(cluster.join_ids("worker-1"))
         assert (
             f"worker {victim}: 1 job(s) back in the queue (worker died while running the job)"
             in cluster.log("controller")
         )  # the cut landed mid-job
 
-        joins = len(join_ids(cluster, "worker-1"))
-        wait_rejoined(cluster, admin, "worker-1", joins_before=joins, timeout_s=30)
-        assert set(join_ids(cluster, "worker-1")) == {victim}  # under its old id
+        cluster.wait_rejoined({"worker-1": len(cluster.join_ids("worker-1"))}, timeout_s=30)
+        assert set(cluster.join_ids("worker-1")) == {victim}  # under its old id
         [directory] = cluster.images_dir.glob(f"{wid}-*")
         assert sorted(p.name for p in directory.iterdir()) == sorted(
             f"{n}.{kind}.png" for n in range(IMAGES) for kind in ("original", "filtered")
@@ -209,11 +186,11 @@ def test_worker_whose_telemetry_was_lost_for_a_while_comes_back(hosts):
     rule = ("-n", host, "rule", "add", "ipproto", "tcp", "dport", telemetry_port, "table", "100")
     with inside(hosts.network.hub):
         cluster.wait_workers_alive(set(WORKERS))
-        joins = len(join_ids(cluster, "worker-2"))
+        joins = len(cluster.join_ids("worker-2"))
         ip("-n", host, "route", "add", "blackhole", f"{HUB_ADDRESS}/32", "table", "100")
         ip(*rule)  # only worker-2 → telemetry port goes to the black hole
         try:
-            worker_id = join_ids(cluster, "worker-2")[-1]
+            worker_id = cluster.join_ids("worker-2")[-1]
             wait_until(  # the controller's verdict, not just the API's view of stale telemetry
                 lambda: f"worker {worker_id} is silent: declared dead" in cluster.log("controller"),
                 10,
@@ -223,5 +200,5 @@ def test_worker_whose_telemetry_was_lost_for_a_while_comes_back(hosts):
         finally:
             ip(*[("del" if arg == "add" else arg) for arg in rule])
 
-        wait_rejoined(cluster, admin, "worker-2", joins_before=joins, timeout_s=15)
-        assert len(set(join_ids(cluster, "worker-2"))) == 1  # under its old id
+        cluster.wait_rejoined({"worker-2": joins}, timeout_s=15)
+        assert len(set(cluster.join_ids("worker-2"))) == 1  # under its old id

@@ -7,7 +7,6 @@ names (and ids), and the results must be right (spot-checked against Pillow).
 from __future__ import annotations
 
 import io
-import re
 from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image
@@ -42,11 +41,7 @@ def done_count(client: Client, wid: int) -> int:
 
 
 def join_ids(cluster: Cluster) -> dict[str, list[int]]:
-    """Each worker name with the ids it joined under, in order, from the controller's log."""
-    ids: dict[str, list[int]] = {}
-    for worker_id, name in re.findall(r"worker (\d+) \((\S+)\) joined", cluster.log("controller")):
-        ids.setdefault(name, []).append(int(worker_id))
-    return ids
+    return {name: cluster.join_ids(name) for name in ("worker-1", "worker-2")}
 
 
 def assert_every_image_finished_once(
@@ -73,7 +68,7 @@ def assert_every_image_finished_once(
 
 
 def assert_workers_rejoined(cluster: Cluster, client: Client, ids_before: dict[str, list[int]]):
-    cluster.wait_workers_alive({"worker-1", "worker-2"}, timeout_s=30)
+    cluster.wait_rejoined({name: len(ids) for name, ids in ids_before.items()}, timeout_s=30)
     workers = client.get("/status").json()["workers"]
     assert sorted(w["name"] for w in workers) == ["worker-1", "worker-2"]  # no newcomer
     assert all(w["alive"] for w in workers)

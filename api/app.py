@@ -11,10 +11,12 @@ from api.config import ApiConfig
 from api.errors import register_error_handlers
 from api.json_provider import OrjsonProvider
 from api.notify import ControllerNotifier
+from api.progress_watch import ProgressWatch
 from api.storage import ImageStore
 from datastore import connect
 from datastore.filtered_cache import FilteredImagesCache
 from dpip import defaults
+from protocol import progress_events_address
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,9 @@ def create_app(config: ApiConfig, test_config: dict | None = None) -> Flask:
     connect(config.database_path).close()  # create the schema before the first request
     app.extensions["dpip_images"] = ImageStore(config.images_dir)
     app.extensions["dpip_notifier"] = ControllerNotifier(config.controller_address)
+    app.extensions["dpip_progress_watch"] = ProgressWatch(
+        progress_events_address(config.data_dir), config.max_waiting_requests
+    )
     app.extensions["dpip_filtered_images"] = FilteredImagesCache(
         defaults.FILTERED_LISTS_CACHED_NUMBERS
     )

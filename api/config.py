@@ -23,6 +23,8 @@ class ApiConfig:
     login_max_failures: int = defaults.LOGIN_MAX_FAILURES  # per (username, address) and window
     login_max_failures_per_address: int = defaults.LOGIN_MAX_FAILURES_PER_ADDRESS
     login_window_s: float = defaults.LOGIN_WINDOW_S
+    max_waiting_requests: int = defaults.API_THREADS // 2  # per process: GET ...?wait= requests
+    workload_wait_recheck_s: float = defaults.WORKLOAD_WAIT_RECHECK_S
 
     @property
     def database_path(self) -> Path:

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
+import time
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 from flask_jwt_extended import jwt_required
 
 from api.access import require_person, visible_workload
 from api.db import get_db
-from api.errors import APIError
-from api.inputs import ID_CONVERTER, iso_time, request_fields
+from api.errors import APIError, bad_request
+from api.inputs import ID_CONVERTER, iso_time, parse_id, request_fields
 from api.validation import validate_workload_request
 from datastore import transaction, workloads
+from dpip import defaults
+from protocol import WorkloadStatus
 
 bp = Blueprint("workloads", __name__)
 
@@ -77,4 +81,53 @@ def list_workloads():
 @jwt_required()
 def get_workload(workload_id: int):
     principal = require_person()
-    return jsonify(describe_workload(visible_workload(principal, workload_id)))
+    row = visible_workload(principal, workload_id)
+    wait_s = _wait_seconds(request.args.get("wait"))
+    if not wait_s:
+        return jsonify(describe_workload(row))
+    seen = parse_id(request.args, "seen") if "seen" in request.args else None
+    return jsonify(_wait_for_progress(row, wait_s, seen))
+
+
+def _wait_seconds(value: str | None) -> float:
+    if value is None:
+        return 0.0
+    limit = defaults.WORKLOAD_WAIT_MAX_S
+    try:
+        wait_s = float(value)
+    except ValueError:
+        wait_s = math.nan
+    if not 0 <= wait_s <= limit:  # NaN fails too
+        raise bad_request(f"'wait' must be seconds, from 0 to {limit:g}", "invalid_field")
+    return wait_s
+
+
+def _finished(body: dict[str, Any]) -> int:
+    return body["images"]["done"] + body["images"]["failed"]
+
+
+def _wait_for_progress(row: sqlite3.Row, wait_s: float, seen: int | None) -> dict[str, Any]:
+    """Answer once more images finished than `seen` (by default: than when the request came),
+    once the workload is completed, or when `wait_s` ran out, whichever comes first.
+
+    The controller's progress messages wake the request; the recheck interval only bounds
+    the delay when one was lost. When too many requests of this process wait already, it
+    answers at once, as a plain GET does.
+    """
+    watch = current_app.extensions["dpip_progress_watch"]
+    recheck_s = current_app.config["DPIP"].workload_wait_recheck_s
+    deadline = time.monotonic() + wait_s
+    with watch.watching(row["id"]) as may_wait:
+        while True:
+            version = watch.version(row["id"]) if may_wait else 0
+            body = describe_workload(row)
+            seen = _finished(body) if seen is None else seen
+            remaining_s = deadline - time.monotonic()
+            if (
+                not may_wait
+                or remaining_s <= 0
+                or _finished(body) > seen
+                or body["status"] == WorkloadStatus.COMPLETED.value
+            ):
+                return body
+            watch.wait_for_change(row["id"], version, min(remaining_s, recheck_s))

@@ -2,11 +2,13 @@
 
 - rep (the controller port): joins, job results and job hints, each answered;
 - sub (telemetry port): workers' load reports, about once per interval each;
-- pub (broadcast port): heartbeats every interval, so workers notice a lost or new controller.
+- pub (broadcast port): heartbeats every interval, so workers notice a lost or new controller;
+- pub (ipc in the data dir): which workloads had jobs end, for API requests that wait on them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import threading
@@ -26,7 +28,9 @@ from protocol import (
     JoinRequest,
     Message,
     Telemetry,
+    WorkloadsProgressed,
     decode,
+    progress_events_address,
 )
 from scheduler import Scheduler
 from scheduler.scheduler import SchedulerSettings
@@ -63,6 +67,7 @@ class Controller:
                 recovery_sweep_s=config.recovery_sweep_ms / 1000,
                 max_attempts=config.max_attempts,
             ),
+            on_progress=self._announce_progress,
         )
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -79,6 +84,8 @@ class Controller:
         self._broadcast = pynng.Pub0()
         broadcast_listener = self._broadcast.listen(f"tcp://{host}:{self.config.broadcast_port}")
         self.ports = (_bound_port(telemetry_listener), _bound_port(broadcast_listener))
+        self._progress = pynng.Pub0()
+        self._progress.listen(progress_events_address(self.config.data_dir))
         for target in (
             self.scheduler.run,
             self._serve_requests,
@@ -100,7 +107,7 @@ class Controller:
         """Close the sockets (which ends their loops) and stop the scheduler."""
         self._stopping.set()
         self.scheduler.stop()
-        for socket in (self._rep, self._telemetry, self._broadcast):
+        for socket in (self._rep, self._telemetry, self._broadcast, self._progress):
             socket.close()
         for thread in self._threads:
             thread.join(timeout=5)
@@ -159,6 +166,13 @@ class Controller:
                 self.scheduler.telemetry(decode(data, Telemetry))
             except DecodeError as e:
                 log.warning("dropped bad telemetry: %s", e)
+
+    def _announce_progress(self, workload_ids: set[int]) -> None:
+        """Called on the scheduler thread; a pub socket never blocks, with or without readers."""
+        if not workload_ids:
+            return  # their jobs were deleted meanwhile
+        with contextlib.suppress(pynng.Closed):
+            self._progress.send(WorkloadsProgressed(tuple(sorted(workload_ids))).encode())
 
     def _beat(self) -> None:
         interval_ms = self.config.telemetry_interval_ms

@@ -140,18 +140,33 @@ def release_worker_jobs(
     keep_job_ids: frozenset[int],
     error: str,
     max_attempts: int,
-) -> list[int]:
-    """Take back a worker's running jobs except `keep_job_ids`; return the ids requeued."""
+) -> tuple[list[int], list[int]]:
+    """Take back a worker's running jobs except `keep_job_ids`.
+
+    Returns the ids requeued and the ids that failed for good (at the attempt limit).
+    """
     rows = conn.execute(
         "SELECT id FROM jobs WHERE worker_id = ? AND status = ?", (worker_id, RUNNING)
     ).fetchall()
-    requeued = []
+    requeued, failed = [], []
     for (job_id,) in rows:
         if job_id in keep_job_ids:
             continue
-        if fail_attempt(conn, job_id, worker_id, error, max_attempts) is JobStatus.QUEUED:
+        status = fail_attempt(conn, job_id, worker_id, error, max_attempts)
+        if status is JobStatus.QUEUED:
             requeued.append(job_id)
-    return requeued
+        elif status is JobStatus.FAILED:
+            failed.append(job_id)
+    return requeued, failed
+
+
+def workloads_of(conn: sqlite3.Connection, job_ids: list[int]) -> set[int]:
+    """The ids of the workloads these jobs belong to (one bound parameter for any count)."""
+    rows = conn.execute(
+        "SELECT DISTINCT workload_id FROM jobs WHERE id IN (SELECT value FROM json_each(?))",
+        (json.dumps(job_ids),),
+    )
+    return {workload_id for (workload_id,) in rows}
 
 
 def running_jobs_by_worker(conn: sqlite3.Connection) -> dict[int, set[int]]:

@@ -196,6 +196,10 @@ def api(host, port, controller, processes, threads, data_dir, images_dir) -> Non
             os.environ.get("DPIP_LOGIN_MAX_FAILURES", defaults.LOGIN_MAX_FAILURES)
         ),
         login_window_s=float(os.environ.get("DPIP_LOGIN_WINDOW_S", defaults.LOGIN_WINDOW_S)),
+        max_waiting_requests=threads // 2,
+        workload_wait_recheck_s=float(
+            os.environ.get("DPIP_WORKLOAD_WAIT_RECHECK_S", defaults.WORKLOAD_WAIT_RECHECK_S)
+        ),
     )
     click.echo(f"API listening on http://{host}:{port} ({processes} processes)")
     ApiServer(create_app(config), host, port, processes, threads).run()

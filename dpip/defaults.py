@@ -29,6 +29,8 @@ API_PROCESSES = 2  # gunicorn worker processes (each with its own GIL)
 API_THREADS = 8  # request threads per API process
 API_KEEPALIVE_S = 75  # idle kept-alive connections (workers, clients) stay open this long
 API_GRACEFUL_TIMEOUT_S = 10  # on SIGTERM, requests in flight get this long to finish
+WORKLOAD_WAIT_MAX_S = 8.0  # GET /workloads/{id}?wait=: the longest wait, under the graceful stop
+WORKLOAD_WAIT_RECHECK_S = 1.0  # a waiting request re-reads this often, in case a message was lost
 
 TELEMETRY_INTERVAL_MS = 1000
 DEAD_AFTER_INTERVALS = 3  # a worker silent this many intervals is dead

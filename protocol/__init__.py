@@ -13,9 +13,11 @@ from protocol.messages import (
     JoinRequest,
     Message,
     Telemetry,
+    WorkloadsProgressed,
     decode,
     encode,
 )
+from protocol.progress_events import progress_events_address
 from protocol.statuses import JobOutcome, JobStatus, UserRole, WorkloadStatus
 
 __all__ = [
@@ -35,6 +37,8 @@ __all__ = [
     "Telemetry",
     "UserRole",
     "WorkloadStatus",
+    "WorkloadsProgressed",
     "decode",
     "encode",
+    "progress_events_address",
 ]

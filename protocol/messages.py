@@ -139,6 +139,18 @@ class ControllerHeartbeat(Message):
     worker_ids: tuple[int, ...] = ()  # workers the scheduler counts on; others must re-join
 
 
+@dataclass(frozen=True)
+class WorkloadsProgressed(Message):
+    """Controller → API processes (pub/sub): jobs of these workloads finished or failed.
+
+    Only a wake-up call: whoever waits re-reads the datastore, so a lost or extra message
+    costs nothing but a later or an idle look.
+    """
+
+    kind: ClassVar[str] = "workloads_progressed"
+    workload_ids: tuple[int, ...] = ()
+
+
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.kind: cls
     for cls in (
@@ -151,6 +163,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         JobsQueued,
         Ack,
         ControllerHeartbeat,
+        WorkloadsProgressed,
     )
 }
 

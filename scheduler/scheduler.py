@@ -91,9 +91,17 @@ class SchedulerSettings:
 class Scheduler:
     """Owns the job queue and the worker view; all methods but `run` are thread-safe posts."""
 
-    def __init__(self, database_path: Path, settings: SchedulerSettings) -> None:
+    def __init__(
+        self,
+        database_path: Path,
+        settings: SchedulerSettings,
+        on_progress: Callable[[set[int]], None] = lambda workload_ids: None,
+    ) -> None:
+        """`on_progress` hears, once per round of events, which workloads had jobs end."""
         self._database_path = database_path
         self._settings = settings
+        self._on_progress = on_progress
+        self._settled_job_ids: list[int] = []  # ended (done or failed) in this round of events
         self._events: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._queue = FairQueue()
         self._workers: dict[int, _Worker] = {}
@@ -141,6 +149,7 @@ class Scheduler:
                         break
                 if event is None:
                     return
+                self._announce_progress()
                 self._dispatch()
                 self.known_worker_ids = frozenset(
                     worker_id for worker_id, w in self._workers.items() if w.registration
@@ -150,6 +159,11 @@ class Scheduler:
                 if worker.link:
                     worker.link.close()
             self._db.close()
+
+    def _announce_progress(self) -> None:
+        if self._settled_job_ids:
+            self._on_progress(jobs.workloads_of(self._db, self._settled_job_ids))
+            self._settled_job_ids.clear()
 
     def _restore(self) -> None:
         """After a (re)start, remember whose jobs were running and queue the rest."""
@@ -170,9 +184,10 @@ class Scheduler:
 
     def _release(self, worker_id: int, keep: frozenset[int], reason: str) -> None:
         with transaction(self._db) as db:
-            requeued = jobs.release_worker_jobs(
+            requeued, failed = jobs.release_worker_jobs(
                 db, worker_id, keep, reason, self._settings.max_attempts
             )
+        self._settled_job_ids += failed
         if requeued:
             log.info(
                 "worker %s: %d job(s) back in the queue (%s)", worker_id, len(requeued), reason
@@ -264,6 +279,7 @@ class Scheduler:
             worker.reported_running = worker.reported_running - {result.job_id}
             worker.finished_lately.add(result.job_id)
         if result.outcome != JobOutcome.FAILED.value:
+            self._settled_job_ids.append(result.job_id)  # the API stored it done already
             return
         with transaction(self._db) as db:
             status = jobs.fail_attempt(
@@ -272,6 +288,7 @@ class Scheduler:
         if status is JobStatus.QUEUED:
             self._requeue([result.job_id])
         elif status is JobStatus.FAILED:
+            self._settled_job_ids.append(result.job_id)
             log.warning("job %s failed for good: %s", result.job_id, result.error)
 
     def _sweep(self, now: float) -> None:

@@ -20,6 +20,7 @@ import pytest
 import requests
 from PIL import Image
 
+from dpip.defaults import WORKLOAD_WAIT_MAX_S
 from protocol import JoinRequest, decode
 
 ADMIN_PASSWORD = "admin-password-for-tests"
@@ -76,11 +77,14 @@ class Client:
         return self.post("/images", data={"workload_id": workload_id}, files={"data": (name, data)})
 
     def wait_completed(self, workload_id: int, timeout_s: float = 60) -> dict:
-        def completed():
-            body = self.get(f"/workloads/{workload_id}").json()
-            return body if body["status"] == "completed" else None
-
-        return wait_until(completed, timeout_s, f"workload {workload_id} to complete")
+        """Wait on the API's long poll: each answer comes when an image finished."""
+        deadline = time.monotonic() + timeout_s
+        while (remaining_s := deadline - time.monotonic()) > 0:
+            wait_s = min(WORKLOAD_WAIT_MAX_S, max(0.1, remaining_s))
+            body = self.get(f"/workloads/{workload_id}", params={"wait": wait_s}).json()
+            if body["status"] == "completed":
+                return body
+        raise TimeoutError(f"timed out after {timeout_s}s waiting for workload {workload_id}")
 
 
 class Cluster:

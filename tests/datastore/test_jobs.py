@@ -279,8 +279,10 @@ def test_release_worker_jobs_keeps_listed_ids(conn, alice) -> None:
     for job_id in ids[:3]:
         jobs.assign_job(conn, job_id, 1)
     jobs.assign_job(conn, ids[3], 2)
-    requeued = jobs.release_worker_jobs(conn, 1, frozenset({ids[1]}), "worker lost", MAX_ATTEMPTS)
-    assert sorted(requeued) == [ids[0], ids[2]]
+    requeued, failed = jobs.release_worker_jobs(
+        conn, 1, frozenset({ids[1]}), "worker lost", MAX_ATTEMPTS
+    )
+    assert (sorted(requeued), failed) == ([ids[0], ids[2]], [])
     assert [job_row(conn, job_id)["status"] for job_id in ids] == [
         "queued",
         "running",
@@ -289,15 +291,29 @@ def test_release_worker_jobs_keeps_listed_ids(conn, alice) -> None:
     ]
     assert job_row(conn, ids[0])["error"] == "worker lost"
     assert job_row(conn, ids[3])["worker_id"] == 2
-    assert jobs.release_worker_jobs(conn, 1, frozenset({ids[1]}), "again", MAX_ATTEMPTS) == []
+    assert jobs.release_worker_jobs(conn, 1, frozenset({ids[1]}), "again", MAX_ATTEMPTS) == (
+        [],
+        [],
+    )
 
 
 def test_release_worker_jobs_fails_jobs_at_the_limit(conn, alice) -> None:
     ids = job_ids(conn, make_workload(conn, alice, images=2))
     jobs.assign_job(conn, ids[0], 1)
     jobs.assign_job(conn, ids[1], 1)
-    assert jobs.release_worker_jobs(conn, 1, frozenset(), "lost", max_attempts=1) == []
+    requeued, failed = jobs.release_worker_jobs(conn, 1, frozenset(), "lost", max_attempts=1)
+    assert (requeued, sorted(failed)) == ([], ids)
     assert [job_row(conn, job_id)["status"] for job_id in ids] == ["failed", "failed"]
+
+
+def test_workloads_of_jobs(conn, alice) -> None:
+    first = job_ids(conn, make_workload(conn, alice, images=2, name="first"))
+    second = job_ids(conn, make_workload(conn, alice, images=1, name="second"))
+    workload_of = {job_id: job_row(conn, job_id)["workload_id"] for job_id in first + second}
+    assert jobs.workloads_of(conn, []) == set()
+    assert jobs.workloads_of(conn, first) == {workload_of[first[0]]}
+    assert jobs.workloads_of(conn, [*first, *second, 10**9]) == set(workload_of.values())
+    assert len(set(workload_of.values())) == 2
 
 
 def test_running_jobs_by_worker(conn, alice) -> None:

@@ -1,0 +1,103 @@
+"""Let a request wait for a workload's next finished image instead of being polled for it.
+
+The controller publishes which workloads had jobs end (`protocol.WorkloadsProgressed`). Each
+API process subscribes once, on a thread started by the first waiting request (so after
+gunicorn forks), and wakes the requests that wait on those workloads. A message only says
+"look again": the waiting request re-reads the datastore, so a lost message costs a late
+answer (bounded by the recheck interval), never a wrong one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import threading
+from collections import Counter
+from collections.abc import Iterator
+
+import pynng
+
+from protocol import DecodeError, WorkloadsProgressed, decode
+
+log = logging.getLogger(__name__)
+
+
+class ProgressWatch:
+    """Change counters of the workloads that requests of this process wait on."""
+
+    def __init__(self, address: str, max_waiters: int) -> None:
+        self._address = address
+        self._max_waiters = max_waiters
+        self._changed = threading.Condition()
+        self._versions: dict[int, int] = {}  # workload id → progress messages seen
+        self._watchers: Counter[int] = Counter()  # workload id → requests waiting on it
+        self._thread: threading.Thread | None = None
+        self._socket: pynng.Sub0 | None = None
+
+    @contextlib.contextmanager
+    def watching(self, workload_id: int) -> Iterator[bool]:
+        """Watch a workload meanwhile; yield False when this request may not wait, because
+        waiting requests are capped so that they never hold every thread of the process."""
+        with self._changed:
+            granted = self._watchers.total() < self._max_waiters
+            if granted:
+                self._watchers[workload_id] += 1
+                self._versions.setdefault(workload_id, 0)
+                if self._thread is None:
+                    self._start_listening()
+        try:
+            yield granted
+        finally:
+            if granted:
+                with self._changed:
+                    self._watchers[workload_id] -= 1
+                    if not self._watchers[workload_id]:
+                        del self._watchers[workload_id], self._versions[workload_id]
+
+    def version(self, workload_id: int) -> int:
+        """A mark to take before reading a watched workload, for `wait_for_change`."""
+        with self._changed:
+            return self._versions[workload_id]
+
+    def wait_for_change(self, workload_id: int, version: int, timeout_s: float) -> bool:
+        """Block until a progress message for the workload came after `version` was taken."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._versions[workload_id] != version, timeout_s)
+
+    def changed(self, workload_ids: tuple[int, ...]) -> None:
+        """Count a progress message and wake the requests that wait on its workloads."""
+        with self._changed:
+            watched = [wid for wid in workload_ids if wid in self._versions]
+            for workload_id in watched:
+                self._versions[workload_id] += 1
+            if watched:
+                self._changed.notify_all()
+
+    def close(self) -> None:
+        """Stop listening. Runs at exit too: nng must not be torn down under a blocked recv."""
+        if self._socket is not None:
+            self._socket.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _start_listening(self) -> None:
+        self._socket = pynng.Sub0()
+        self._socket.subscribe(b"")
+        self._socket.dial(self._address, block=False)  # redials on its own after a restart
+        self._thread = threading.Thread(
+            target=self._listen, args=(self._socket,), name="progress-watch", daemon=True
+        )
+        self._thread.start()
+        atexit.register(self.close)  # runs before pynng's own exit handler, registered earlier
+
+    def _listen(self, socket: pynng.Sub0) -> None:
+        while True:
+            try:
+                message = decode(socket.recv(), WorkloadsProgressed)
+            except pynng.Closed:
+                return
+            except DecodeError as e:
+                log.warning("dropped a bad progress message: %s", e)
+                continue
+            self.changed(message.workload_ids)

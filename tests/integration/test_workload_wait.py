@@ -1,0 +1,122 @@
+"""GET /workloads/{id}?wait=S: a long poll that the controller's progress messages wake.
+
+The cluster's API rechecks a waiting workload only every 60 s, longer than any wait, so an
+answer that comes before the wait ran out can only come from a progress message.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pynng
+import pytest
+
+from dpip.defaults import WORKLOAD_WAIT_MAX_S
+from protocol import WorkloadsProgressed, decode, progress_events_address
+from tests.conftest import ADMIN_PASSWORD, Client, Cluster, image_bytes, start_cluster
+
+LATER = "later"  # a tag no worker has until a test starts one with it
+
+
+@pytest.fixture(scope="module")
+def waiting_cluster(tmp_path_factory) -> Iterator[Cluster]:
+    running = None
+    try:
+        running = start_cluster(
+            tmp_path_factory.mktemp("wait"), workers=1, env={"DPIP_WORKLOAD_WAIT_RECHECK_S": "60"}
+        )
+        yield running
+    finally:
+        if running is not None:
+            running.stop_all()
+
+
+@pytest.fixture(scope="module")
+def admin(waiting_cluster) -> Client:
+    return waiting_cluster.login("admin", ADMIN_PASSWORD)
+
+
+def queued_workload(admin: Client, name: str, tags: list[str] | None = None) -> int:
+    workload = admin.create_workload(filter="grayscale", workload_name=name, tags=tags or [])
+    assert admin.upload(workload["workload_id"], image_bytes()).status_code == 201
+    return workload["workload_id"]
+
+
+def timed_get(client: Client, workload_id: int, **params) -> tuple[float, dict]:
+    started = time.monotonic()
+    response = client.get(f"/workloads/{workload_id}", params=params)
+    assert response.status_code == 200, response.text
+    return time.monotonic() - started, response.json()
+
+
+def test_a_waiting_request_answers_when_the_image_is_filtered(waiting_cluster, admin):
+    wid = queued_workload(admin, "wakes", tags=[LATER])
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(timed_get, admin, wid, wait=WORKLOAD_WAIT_MAX_S, seen=0)
+        try:
+            waiting_cluster.start_worker("later-worker", tags=LATER)
+            elapsed_s, body = waiting.result(timeout=30)
+        finally:
+            waiting_cluster.stop("later-worker")
+    assert body["filtered_images"] == [0]
+    assert body["status"] == "completed"
+    assert elapsed_s < WORKLOAD_WAIT_MAX_S  # woken by the message, not by the end of the wait
+
+
+def test_a_wait_answers_at_once_when_more_than_seen_finished(admin):
+    wid = queued_workload(admin, "finished")
+    done = admin.wait_completed(wid)
+    elapsed_s, body = timed_get(admin, wid, wait=WORKLOAD_WAIT_MAX_S, seen=0)
+    assert body == done
+    assert elapsed_s < WORKLOAD_WAIT_MAX_S / 2
+    _, body = timed_get(admin, wid, wait=WORKLOAD_WAIT_MAX_S)  # completed: nothing to wait for
+    assert body == done
+
+
+def test_a_wait_that_runs_out_answers_the_unchanged_workload(admin):
+    wid = queued_workload(admin, "stays-queued", tags=["nobody-has-this"])
+    elapsed_s, body = timed_get(admin, wid, wait=0.5)
+    assert elapsed_s >= 0.5
+    assert body["images"] == {"total": 1, "queued": 1, "running": 0, "done": 0, "failed": 0}
+    assert body["status"] != "completed"
+
+
+def test_the_controller_publishes_which_workload_progressed(waiting_cluster, admin):
+    with pynng.Sub0(recv_timeout=30_000) as events:
+        events.subscribe(b"")
+        events.dial(progress_events_address(waiting_cluster.data_dir), block=True)
+        wid = queued_workload(admin, "published")
+        seen: set[int] = set()
+        while wid not in seen:
+            seen.update(decode(events.recv(), WorkloadsProgressed).workload_ids)
+    assert admin.wait_completed(wid)["filtered_images"] == [0]
+
+
+@pytest.mark.parametrize("wait", ["soon", "-1", "8.5", "nan", "inf", ""])
+def test_a_bad_wait_is_refused(admin, wait):
+    wid = queued_workload(admin, f"bad-wait-{wait}", tags=["nobody-has-this"])
+    response = admin.get(f"/workloads/{wid}", params={"wait": wait})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_field"
+    assert "wait" in response.json()["message"]
+
+
+@pytest.mark.parametrize("seen", ["-1", "many", "1.5"])
+def test_a_bad_seen_is_refused(admin, seen):
+    wid = queued_workload(admin, f"bad-seen-{seen}", tags=["nobody-has-this"])
+    response = admin.get(f"/workloads/{wid}", params={"wait": 1, "seen": seen})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_field"
+
+
+def test_nobody_waits_on_another_users_workload(waiting_cluster, admin):
+    response = admin.post("/users", json={"username": "mallory", "password": "mallory-secret"})
+    assert response.status_code == 201
+    mallory = waiting_cluster.login("mallory", "mallory-secret")
+    wid = queued_workload(admin, "private", tags=["nobody-has-this"])
+    started = time.monotonic()
+    response = mallory.get(f"/workloads/{wid}", params={"wait": 5})
+    assert response.status_code == 404
+    assert time.monotonic() - started < 5  # refused before any wait

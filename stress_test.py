@@ -142,7 +142,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--sequential",
         action="store_true",
         help="upload one image at a time and wait for its result before the next: "
-        "the idle latency (polls every 2 ms instead of 20 ms)",
+        "the idle latency (long-polls the workload instead of polling it)",
     )
     args = parser.parse_args(argv)
     if args.url and not args.password:

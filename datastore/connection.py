@@ -10,6 +10,7 @@ from pathlib import Path
 from dpip.errors import DPIPError
 
 SCHEMA = """
+BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS users (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     username TEXT NOT NULL UNIQUE,
@@ -82,11 +83,41 @@ CREATE TABLE IF NOT EXISTS login_failures (
 );
 CREATE INDEX IF NOT EXISTS login_failures_by_key ON login_failures(key, failed_at);
 CREATE INDEX IF NOT EXISTS login_failures_by_time ON login_failures(failed_at);
+-- Jobs per workload and status, kept by triggers in the same transaction as the change,
+-- so a workload's progress is read in O(1) instead of counted over its jobs.
+CREATE TABLE IF NOT EXISTS job_counts (
+    workload_id INTEGER NOT NULL REFERENCES workloads(id) ON DELETE CASCADE,
+    status TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (workload_id, status)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS job_counts_on_insert AFTER INSERT ON jobs BEGIN
+    INSERT INTO job_counts (workload_id, status, count) VALUES (NEW.workload_id, NEW.status, 1)
+        ON CONFLICT (workload_id, status) DO UPDATE SET count = count + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS job_counts_on_update AFTER UPDATE OF status ON jobs
+WHEN OLD.status != NEW.status BEGIN
+    UPDATE job_counts SET count = count - 1
+        WHERE workload_id = OLD.workload_id AND status = OLD.status;
+    INSERT INTO job_counts (workload_id, status, count) VALUES (NEW.workload_id, NEW.status, 1)
+        ON CONFLICT (workload_id, status) DO UPDATE SET count = count + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS job_counts_on_delete AFTER DELETE ON jobs BEGIN
+    UPDATE job_counts SET count = count - 1
+        WHERE workload_id = OLD.workload_id AND status = OLD.status;
+END;
+-- A datastore made before job_counts existed: count what is there (a no-op when new).
+INSERT INTO job_counts (workload_id, status, count)
+    SELECT workload_id, status, COUNT(*) FROM jobs WHERE true GROUP BY workload_id, status
+    ON CONFLICT (workload_id, status) DO NOTHING;
+COMMIT;
 """
 
 # The table added last: a datastore without it gets the rest of the schema, and since every
 # statement is IF NOT EXISTS, a datastore made by an older version gets only what it lacks.
-_NEWEST_TABLE = "login_failures"
+# The script is one write transaction, so two processes that open a new datastore at once
+# cannot interleave (the second finds everything there).
+_NEWEST_TABLE = "job_counts"
 
 
 class StoreError(DPIPError):

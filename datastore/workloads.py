@@ -161,7 +161,7 @@ def workload_progress(
     failed images; `cache` may supply the filtered list."""
     progress = WorkloadProgress()
     for row in conn.execute(
-        "SELECT status, COUNT(*) FROM jobs WHERE workload_id = ? GROUP BY status", (workload_id,)
+        "SELECT status, count FROM job_counts WHERE workload_id = ? AND count > 0", (workload_id,)
     ):
         progress.counts[row[0]] = row[1]
     if not with_lists:

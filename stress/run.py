@@ -22,7 +22,9 @@ from stress.images import FORMATS, Check, result_is_correct
 # image, taken from the system being measured.
 POLL_INTERVAL_S = 0.05
 POLL_SHARE = 0.1  # at most this share of the time polling: a 10k-image list costs the API ~4 ms
-LATENCY_POLL_INTERVAL_S = 0.002  # --sequential: one image in flight, its latency is the figure
+# --sequential: one image in flight, its latency is the figure, so the client long-polls
+# (GET /workloads/{id}?wait=...) and the API answers as soon as the image is filtered.
+LONG_POLL_S = 5.0
 WORKLOAD_GET_SAMPLES = 20
 
 Key = tuple[int, int]  # (workload id, image number inside the workload)
@@ -85,6 +87,7 @@ class StressRun:
     deadline: float
     quiet: bool
     observed: Observations = field(default_factory=Observations)
+    finished_seen: dict[int, int] = field(default_factory=dict)  # workload → last done+failed
 
     def workload_of(self, index: int) -> Workload:
         return self.workloads[index % len(self.workloads)]
@@ -109,10 +112,14 @@ class StressRun:
         self.observed.record_upload(index, started, time.perf_counter(), key)
         return key
 
-    def poll(self, workload: Workload) -> dict[str, Any] | None:
-        """Read a workload and record the results that appeared; None when the read failed."""
+    def poll(self, workload: Workload, **params: float) -> dict[str, Any] | None:
+        """Read a workload and record the results that appeared; None when the read failed.
+
+        `params` may ask the API to wait for progress first (`wait`, `seen`)."""
         try:
-            response = self.client.call("GET", f"/workloads/{workload.workload_id}")
+            response = self.client.call(
+                "GET", f"/workloads/{workload.workload_id}", params=params or None
+            )
         except RequestFailed as e:
             self.observed.record_error(f"poll {e}")
             return None
@@ -180,11 +187,16 @@ class StressRun:
         return True
 
     def _wait_for_image(self, workload: Workload, key: Key) -> bool:
-        while time.perf_counter() < self.deadline:
-            self.poll(workload)
+        seen = self.finished_seen.get(workload.workload_id, 0)
+        while (remaining_s := self.deadline - time.perf_counter()) > 0:
+            body = self.poll(workload, wait=min(LONG_POLL_S, remaining_s), seen=seen)
+            finished = body["images"]["done"] + body["images"]["failed"] if body else seen
+            self.finished_seen[workload.workload_id] = finished
             if self.observed.is_finished(key):
                 return True
-            time.sleep(LATENCY_POLL_INTERVAL_S)
+            if finished <= seen:  # the wait ran out, the API would not wait, or it failed
+                time.sleep(POLL_INTERVAL_S)
+            seen = finished
         return False
 
 

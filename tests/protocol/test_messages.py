@@ -20,6 +20,7 @@ from protocol import (
     JoinRequest,
     Message,
     Telemetry,
+    WorkloadsProgressed,
     decode,
     encode,
 )
@@ -66,6 +67,7 @@ SAMPLES: list[Message] = [
     JobsQueued(),
     Ack(ok=False, detail="unexpected message"),
     ControllerHeartbeat(controller_instance="abc123", sent_at_ms=1, interval_ms=1000),
+    WorkloadsProgressed(workload_ids=(3, 7)),
 ]
 
 # Messages built with their defaults and the odd values (empty tuples, None).
@@ -76,6 +78,7 @@ DEFAULTS: list[Message] = [
     JobResult(1, 1, "done"),
     JobsQueued(),
     Ack(),
+    WorkloadsProgressed(),
 ]
 
 
@@ -124,7 +127,7 @@ def test_encoding_is_tagged_json() -> None:
 
 
 def test_kinds_are_unique() -> None:
-    assert len(MESSAGE_TYPES) == 9
+    assert len(MESSAGE_TYPES) == 10
     assert all(cls.kind == kind for kind, cls in MESSAGE_TYPES.items())
 
 

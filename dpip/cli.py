@@ -180,6 +180,7 @@ def api(host, port, controller, processes, threads, data_dir, images_dir) -> Non
     """Run the REST API alone (it shares the data dir with the controller)."""
     from api import ApiConfig, create_app
     from api.server import ApiServer
+    from dpip.memory import keep_freed_memory
 
     data_dir, images_dir = _dirs(data_dir, images_dir)
     boot = prepare_data_dir(data_dir)
@@ -202,6 +203,7 @@ def api(host, port, controller, processes, threads, data_dir, images_dir) -> Non
         ),
     )
     click.echo(f"API listening on http://{host}:{port} ({processes} processes)")
+    keep_freed_memory()  # before gunicorn forks: its processes inherit the setting
     ApiServer(create_app(config), host, port, processes, threads).run()
 
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 
+from dpip.memory import keep_freed_memory
 from imaging import apply_filter
 from protocol import JobAssignment, JobOutcome, JobResult
 from worker.api_client import ApiClient, ApiUnavailable, JobTaken
@@ -28,8 +29,9 @@ def _watch_parent(parent_pid: int) -> None:
 
 
 def prepare_pool_process(parent_pid: int) -> None:
-    """Leave Ctrl-C to the worker, and die with it."""
+    """Leave Ctrl-C to the worker, die with it, and keep image buffers' memory for reuse."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    keep_freed_memory()
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
 
 

@@ -7,6 +7,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_any
 from dataclasses import dataclass, field
 from multiprocessing.pool import Pool
 from typing import Any
@@ -17,14 +18,14 @@ from stress.client import Client, Workload
 from stress.errors import RequestFailed
 from stress.images import FORMATS, Check, result_is_correct
 
-# Between polling rounds while many images are in flight. Their latencies are seconds, so
-# 50 ms is resolution enough; polling every 20 ms cost the API 5-10 ms of CPU per 1080p blur
-# image, taken from the system being measured.
-POLL_INTERVAL_S = 0.05
-POLL_SHARE = 0.1  # at most this share of the time polling: a 10k-image list costs the API ~4 ms
-# --sequential: one image in flight, its latency is the figure, so the client long-polls
-# (GET /workloads/{id}?wait=...) and the API answers as soon as the image is filtered.
+# The client follows each workload with long polls (GET /workloads/{id}?wait=&seen=): the
+# API answers as soon as more images finished, so an image's latency ends when its result is
+# stored, not at the next poll. Between two reads of a workload the client waits at least
+# FOLLOW_SPACING_S, so a busy workload costs the measured system at most 10 reads a second
+# (polling every 20 ms had cost the API 5-10 ms of CPU per 1080p blur image).
 LONG_POLL_S = 5.0
+FOLLOW_SPACING_S = 0.1
+BAR_REFRESH_S = 0.1
 WORKLOAD_GET_SAMPLES = 20
 
 Key = tuple[int, int]  # (workload id, image number inside the workload)
@@ -157,22 +158,29 @@ class StressRun:
             self.upload(index)
 
     def _wait_for_results(self, futures: list[Future], upload_bar: tqdm, done_bar: tqdm) -> bool:
-        pending = {workload.workload_id: workload for workload in self.workloads}
-        while True:
-            uploads_done = all(future.done() for future in futures)
-            round_started = time.perf_counter()
-            for workload in list(pending.values()):
-                body = self.poll(workload)
-                if uploads_done and body and _settled(body):
-                    del pending[workload.workload_id]
-            upload_bar.update(sum(future.done() for future in futures) - upload_bar.n)
+        """Follow every workload on its own thread until all settle; False when time ran out."""
+        with ThreadPoolExecutor(len(self.workloads)) as pool:
+            follows = [pool.submit(self._follow, workload, futures) for workload in self.workloads]
+            while wait_for_any(follows, timeout=BAR_REFRESH_S).not_done:
+                upload_bar.update(sum(future.done() for future in futures) - upload_bar.n)
+                done_bar.update(min(done_bar.total, self.observed.finished()) - done_bar.n)
+            upload_bar.update(upload_bar.total - upload_bar.n)
             done_bar.update(min(done_bar.total, self.observed.finished()) - done_bar.n)
-            if not pending:
-                return True
-            if time.perf_counter() > self.deadline:
-                return False
-            round_s = time.perf_counter() - round_started
-            time.sleep(max(POLL_INTERVAL_S, round_s * (1 / POLL_SHARE - 1)))
+            return all(follow.result() for follow in follows)
+
+    def _follow(self, workload: Workload, uploads: list[Future]) -> bool:
+        """Long-poll one workload until every upload is in and its jobs settled."""
+        seen = 0  # images of the workload known to be finished (done or failed)
+        while (remaining_s := self.deadline - time.perf_counter()) > 0:
+            # Checked before the read, so a settled answer covers every upload.
+            uploads_done = all(upload.done() for upload in uploads)
+            body = self.poll(workload, wait=min(LONG_POLL_S, remaining_s), seen=seen)
+            if body is not None:
+                if uploads_done and _settled(body):
+                    return True
+                seen = body["images"]["done"] + body["images"]["failed"]
+            time.sleep(FOLLOW_SPACING_S)
+        return False
 
     def run_sequential(self) -> bool:
         """Upload one image, wait for its result, then the next; False when time ran out."""
@@ -195,7 +203,7 @@ class StressRun:
             if self.observed.is_finished(key):
                 return True
             if finished <= seen:  # the wait ran out, the API would not wait, or it failed
-                time.sleep(POLL_INTERVAL_S)
+                time.sleep(FOLLOW_SPACING_S)
             seen = finished
         return False
 

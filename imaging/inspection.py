@@ -59,10 +59,13 @@ def _check_complete(data: bytes, image_format: str) -> None:
     """Refuse a truncated file, cheaply where the format allows it.
 
     A JPEG's last scan must be followed by its end marker (markers cannot occur inside
-    entropy-coded data), which costs a byte search instead of a full decode.
+    entropy-coded data), which costs a byte search instead of a full decode. The search
+    starts at the end: a complete file ends with its end marker, after which no scan may
+    start, so only the bytes after the last end marker are searched for one.
     """
     if image_format == "JPEG":
-        if data.rfind(_JPEG_END_OF_IMAGE) < data.rfind(_JPEG_START_OF_SCAN):
+        end = data.rfind(_JPEG_END_OF_IMAGE)
+        if data.find(_JPEG_START_OF_SCAN, end + 1) != -1:
             raise NotAnImage("the JPEG is truncated: its last scan has no end marker")
     elif image_format in _DECODE_TO_CHECK:
         with Image.open(io.BytesIO(data)) as image:

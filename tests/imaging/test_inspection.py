@@ -183,6 +183,26 @@ def test_truncated_pixel_data_is_rejected(fmt: str) -> None:
         inspect_image(data, LIMIT)
 
 
+def jpeg_with_thumbnail() -> bytes:
+    """A JPEG whose EXIF block holds a whole JPEG thumbnail, end marker included."""
+    exif = Image.Exif()
+    exif[0x010E] = "holiday"  # ImageDescription
+    image = Image.open(io.BytesIO(encoded("JPEG", (64, 48))))
+    thumbnail = encoded("JPEG", (8, 6))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", exif=exif.tobytes() + thumbnail)
+    return out.getvalue()
+
+
+def test_jpeg_cut_after_an_embedded_end_marker_is_rejected() -> None:
+    data = jpeg_with_thumbnail()
+    assert inspect_image(data, LIMIT) == ImageInfo("JPEG", 64, 48)
+    first_scan = data.rfind(b"\xff\xda")
+    assert 0 < data.find(b"\xff\xd9") < first_scan  # the thumbnail's end marker comes first
+    with pytest.raises(NotAnImage, match="truncated"):
+        inspect_image(data[: first_scan + 40], LIMIT)
+
+
 @pytest.mark.parametrize("fmt", ["JPEG", "WEBP", "GIF"])
 def test_header_only_is_rejected(fmt: str) -> None:
     with pytest.raises(NotAnImage):

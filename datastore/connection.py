@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -120,8 +121,31 @@ COMMIT;
 _NEWEST_TABLE = "job_counts"
 
 
+WAL_SWITCH_TIMEOUT_S = 30.0  # as long as the busy timeout of every other statement
+
+
 class StoreError(DPIPError):
     """Raised when the datastore cannot be opened or written."""
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch the datastore to WAL mode.
+
+    Switching a new file takes an exclusive lock, and SQLite answers "locked" at once
+    instead of waiting, so two processes creating the datastore together (the API and
+    the controller at first start) would fail; the loser retries until the winner is done.
+    """
+    deadline = time.monotonic() + WAL_SWITCH_TIMEOUT_S
+    while True:
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            break
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)  # start-up only: the lock is held for milliseconds
+    if mode != "wal":
+        raise sqlite3.OperationalError(f"cannot use WAL mode (journal mode stays {mode})")
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -129,7 +153,7 @@ def connect(path: Path) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
+        _use_wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=30000")

@@ -52,3 +52,19 @@ def test_small_stress_run_filters_every_image_correctly(tmp_path, image_format):
     assert cpu["total"] == pytest.approx(
         sum(cpu[p] for p in ("api", "controller", "workers", "client")), abs=0.05
     )
+
+
+def test_sequential_run_waits_on_each_image_with_long_polls(tmp_path):
+    report_path = tmp_path / "report.json"
+    result = run_stress_test(
+        *("--spawn", "--workers", "1", "--images", "4", "--size", "32x32", "--format", "png"),
+        *("--sequential", "--quiet", "--timeout", str(RUN_TIMEOUT_S - 30)),
+        *("--json", str(report_path)),
+    )
+    assert result.returncode == 0, result.stdout
+    report = json.loads(report_path.read_text())
+    assert report["sequential"] is True
+    assert report["filtered"] == 4
+    assert report["errors"] == {}
+    # Each latency ends inside the run: one image at a time, each seen before the next.
+    assert 0 < report["p50_ms"] <= report["p99_ms"] <= report["wall_s"] * 1000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -293,17 +294,24 @@ def start_cluster(
     return cluster
 
 
+@contextlib.contextmanager
+def running_cluster(
+    root: Path, workers: int = 2, env: dict[str, str] | None = None
+) -> Iterator[Cluster]:
+    """`start_cluster` for a `with` block: everything it started is stopped at its end."""
+    cluster = start_cluster(root, workers, env)
+    try:
+        yield cluster
+    finally:
+        cluster.stop_all()
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Iterator[Cluster]:
     """A running system shared by the tests of one module."""
-    root = tmp_path_factory.mktemp("cluster")
-    running = None
-    try:
-        running = start_cluster(root, env={"DPIP_MAX_UPLOAD_BYTES": str(4 * 1024 * 1024)})
+    env = {"DPIP_MAX_UPLOAD_BYTES": str(4 * 1024 * 1024)}
+    with running_cluster(tmp_path_factory.mktemp("cluster"), env=env) as running:
         yield running
-    finally:
-        if running is not None:
-            running.stop_all()
 
 
 @pytest.fixture(scope="module")

@@ -15,27 +15,17 @@ import pytest
 
 from dpip.defaults import WORKLOAD_WAIT_MAX_S
 from protocol import WorkloadsProgressed, decode, progress_events_address
-from tests.conftest import ADMIN_PASSWORD, Client, Cluster, image_bytes, start_cluster
+from tests.conftest import Client, Cluster, image_bytes, running_cluster
 
 LATER = "later"  # a tag no worker has until a test starts one with it
 
 
 @pytest.fixture(scope="module")
-def waiting_cluster(tmp_path_factory) -> Iterator[Cluster]:
-    running = None
-    try:
-        running = start_cluster(
-            tmp_path_factory.mktemp("wait"), workers=1, env={"DPIP_WORKLOAD_WAIT_RECHECK_S": "60"}
-        )
+def cluster(tmp_path_factory) -> Iterator[Cluster]:
+    """This module's system rechecks waiting requests only every 60 s."""
+    env = {"DPIP_WORKLOAD_WAIT_RECHECK_S": "60"}
+    with running_cluster(tmp_path_factory.mktemp("wait"), workers=1, env=env) as running:
         yield running
-    finally:
-        if running is not None:
-            running.stop_all()
-
-
-@pytest.fixture(scope="module")
-def admin(waiting_cluster) -> Client:
-    return waiting_cluster.login("admin", ADMIN_PASSWORD)
 
 
 def queued_workload(admin: Client, name: str, tags: list[str] | None = None) -> int:
@@ -51,15 +41,15 @@ def timed_get(client: Client, workload_id: int, **params) -> tuple[float, dict]:
     return time.monotonic() - started, response.json()
 
 
-def test_a_waiting_request_answers_when_the_image_is_filtered(waiting_cluster, admin):
+def test_a_waiting_request_answers_when_the_image_is_filtered(cluster, admin):
     wid = queued_workload(admin, "wakes", tags=[LATER])
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(timed_get, admin, wid, wait=WORKLOAD_WAIT_MAX_S, seen=0)
         try:
-            waiting_cluster.start_worker("later-worker", tags=LATER)
+            cluster.start_worker("later-worker", tags=LATER)
             elapsed_s, body = waiting.result(timeout=30)
         finally:
-            waiting_cluster.stop("later-worker")
+            cluster.stop("later-worker")
     assert body["filtered_images"] == [0]
     assert body["status"] == "completed"
     assert elapsed_s < WORKLOAD_WAIT_MAX_S  # woken by the message, not by the end of the wait
@@ -83,10 +73,10 @@ def test_a_wait_that_runs_out_answers_the_unchanged_workload(admin):
     assert body["status"] != "completed"
 
 
-def test_the_controller_publishes_which_workload_progressed(waiting_cluster, admin):
+def test_the_controller_publishes_which_workload_progressed(cluster, admin):
     with pynng.Sub0(recv_timeout=30_000) as events:
         events.subscribe(b"")
-        events.dial(progress_events_address(waiting_cluster.data_dir), block=True)
+        events.dial(progress_events_address(cluster.data_dir), block=True)
         wid = queued_workload(admin, "published")
         seen: set[int] = set()
         while wid not in seen:
@@ -111,10 +101,10 @@ def test_a_bad_seen_is_refused(admin, seen):
     assert response.json()["error"] == "invalid_field"
 
 
-def test_nobody_waits_on_another_users_workload(waiting_cluster, admin):
+def test_nobody_waits_on_another_users_workload(cluster, admin):
     response = admin.post("/users", json={"username": "mallory", "password": "mallory-secret"})
     assert response.status_code == 201
-    mallory = waiting_cluster.login("mallory", "mallory-secret")
+    mallory = cluster.login("mallory", "mallory-secret")
     wid = queued_workload(admin, "private", tags=["nobody-has-this"])
     started = time.monotonic()
     response = mallory.get(f"/workloads/{wid}", params={"wait": 5})

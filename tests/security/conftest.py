@@ -9,7 +9,7 @@ from itertools import count
 
 import pytest
 
-from tests.conftest import Client, image_bytes, join, start_cluster
+from tests.conftest import Client, image_bytes, join, running_cluster
 from tests.security.helpers import NO_WORKER, join_token
 
 UPLOAD_LIMIT = 4 * 1024 * 1024
@@ -22,14 +22,9 @@ def cluster(tmp_path_factory) -> Iterator:
     No job of this suite ever runs (every workload is tagged `nowhere`), so the image store
     and the jobs table change only when a test changes them.
     """
-    root = tmp_path_factory.mktemp("security-cluster")
-    running = None
-    try:
-        running = start_cluster(root, workers=1, env={"DPIP_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)})
-        yield running
-    finally:
-        if running is not None:
-            running.stop_all()
+    env = {"DPIP_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)}
+    with running_cluster(tmp_path_factory.mktemp("security-cluster"), workers=1, env=env) as c:
+        yield c
 
 
 @dataclass

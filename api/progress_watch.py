@@ -34,13 +34,14 @@ class ProgressWatch:
         self._watchers: Counter[int] = Counter()  # workload id → requests waiting on it
         self._thread: threading.Thread | None = None
         self._socket: pynng.Sub0 | None = None
+        self._stopping = False
 
     @contextlib.contextmanager
     def watching(self, workload_id: int) -> Iterator[bool]:
         """Watch a workload meanwhile; yield False when this request may not wait, because
         waiting requests are capped so that they never hold every thread of the process."""
         with self._changed:
-            granted = self._watchers.total() < self._max_waiters
+            granted = not self._stopping and self._watchers.total() < self._max_waiters
             if granted:
                 self._watchers[workload_id] += 1
                 self._versions.setdefault(workload_id, 0)
@@ -55,15 +56,28 @@ class ProgressWatch:
                     if not self._watchers[workload_id]:
                         del self._watchers[workload_id], self._versions[workload_id]
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def stop_waiting(self) -> None:
+        """The process is stopping: wake every waiting request, and let no new one wait."""
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
+
     def version(self, workload_id: int) -> int:
         """A mark to take before reading a watched workload, for `wait_for_change`."""
         with self._changed:
             return self._versions[workload_id]
 
     def wait_for_change(self, workload_id: int, version: int, timeout_s: float) -> bool:
-        """Block until a progress message for the workload came after `version` was taken."""
+        """Block until a progress message for the workload came after `version` was taken,
+        or the process is stopping."""
         with self._changed:
-            return self._changed.wait_for(lambda: self._versions[workload_id] != version, timeout_s)
+            return self._changed.wait_for(
+                lambda: self._stopping or self._versions[workload_id] != version, timeout_s
+            )
 
     def changed(self, workload_ids: tuple[int, ...]) -> None:
         """Count a progress message and wake the requests that wait on its workloads."""

@@ -9,8 +9,11 @@ and starts its own controller notifier thread on the first upload.
 
 from __future__ import annotations
 
+import signal
+
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.base import Worker
 
 from dpip import defaults
 
@@ -35,6 +38,7 @@ class ApiServer(BaseApplication):
             "accesslog": None,
             "loglevel": "warning",
             "proc_name": "dpip-api",
+            "post_worker_init": self._answer_waiters_on_stop,
         }
         super().__init__()
 
@@ -44,3 +48,15 @@ class ApiServer(BaseApplication):
 
     def load(self) -> Flask:
         return self._app
+
+    def _answer_waiters_on_stop(self, worker: Worker) -> None:
+        """On SIGTERM a process stops taking requests and lets those in flight finish; a
+        long poll (`GET /workloads/{id}?wait=`) would hold the stop up for its whole wait,
+        so it answers at once instead."""
+        watch = self._app.extensions["dpip_progress_watch"]
+
+        def stop(signum: int, frame: object) -> None:
+            watch.stop_waiting()
+            worker.handle_exit(signum, frame)
+
+        signal.signal(signal.SIGTERM, stop)

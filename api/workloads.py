@@ -125,6 +125,7 @@ def _wait_for_progress(row: sqlite3.Row, wait_s: float, seen: int | None) -> dic
             remaining_s = deadline - time.monotonic()
             if (
                 not may_wait
+                or watch.stopping
                 or remaining_s <= 0
                 or _finished(body) > seen
                 or body["status"] == WorkloadStatus.COMPLETED.value

@@ -78,3 +78,15 @@ def test_the_controllers_messages_wake_a_waiter_over_a_real_socket(make_watch):
                 return watch.wait_for_change(42, version, timeout_s=0.05)
 
             assert wait_until(woken, 10, "the progress message to wake the waiter")
+
+
+def test_stopping_wakes_the_waiters_and_lets_no_new_one_wait(make_watch):
+    watch = make_watch(max_waiters=2)
+    with watch.watching(9) as granted:
+        assert granted
+        version = watch.version(9)
+        watch.stop_waiting()
+        assert watch.wait_for_change(9, version, timeout_s=0) is True
+        assert watch.stopping
+    with watch.watching(9) as granted_after_stop:
+        assert not granted_after_stop

@@ -15,7 +15,7 @@ import pytest
 
 from dpip.defaults import WORKLOAD_WAIT_MAX_S
 from protocol import WorkloadsProgressed, decode, progress_events_address
-from tests.conftest import Client, Cluster, image_bytes, running_cluster
+from tests.conftest import ADMIN_PASSWORD, Client, Cluster, image_bytes, running_cluster
 
 LATER = "later"  # a tag no worker has until a test starts one with it
 
@@ -110,3 +110,18 @@ def test_nobody_waits_on_another_users_workload(cluster, admin):
     response = mallory.get(f"/workloads/{wid}", params={"wait": 5})
     assert response.status_code == 404
     assert time.monotonic() - started < 5  # refused before any wait
+
+
+def test_stopping_the_api_answers_a_waiting_request_at_once(tmp_path):
+    with running_cluster(tmp_path, workers=0) as stopping:
+        admin = stopping.login("admin", ADMIN_PASSWORD)
+        wid = queued_workload(admin, "never-filtered")
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(timed_get, admin, wid, wait=WORKLOAD_WAIT_MAX_S)
+            time.sleep(1)  # for the request to reach the API and wait (it has 8 s to wait)
+            api = stopping.processes["api"]
+            stopping.stop("api")
+            elapsed_s, body = waiting.result(timeout=30)
+    assert api.returncode == 0
+    assert body["images"]["queued"] == 1  # the unchanged workload, answered ...
+    assert elapsed_s < WORKLOAD_WAIT_MAX_S  # ... before its wait ran out

@@ -178,7 +178,7 @@ class StressRun:
             if body is not None:
                 if uploads_done and _settled(body):
                     return True
-                seen = body["images"]["done"] + body["images"]["failed"]
+                seen = _finished(body)
             time.sleep(FOLLOW_SPACING_S)
         return False
 
@@ -198,7 +198,7 @@ class StressRun:
         seen = self.finished_seen.get(workload.workload_id, 0)
         while (remaining_s := self.deadline - time.perf_counter()) > 0:
             body = self.poll(workload, wait=min(LONG_POLL_S, remaining_s), seen=seen)
-            finished = body["images"]["done"] + body["images"]["failed"] if body else seen
+            finished = _finished(body) if body else seen
             self.finished_seen[workload.workload_id] = finished
             if self.observed.is_finished(key):
                 return True
@@ -206,6 +206,11 @@ class StressRun:
                 time.sleep(FOLLOW_SPACING_S)
             seen = finished
         return False
+
+
+def _finished(body: dict[str, Any]) -> int:
+    """Images of the workload that are done or failed."""
+    return body["images"]["done"] + body["images"]["failed"]
 
 
 def _settled(body: dict[str, Any]) -> bool:

@@ -96,7 +96,9 @@ class ProgressWatch:
             self._thread.join(timeout=5)
 
     def _start_listening(self) -> None:
-        self._socket = pynng.Sub0()
+        # Redial a restarted controller within 0.1 s (nng's default is 1 s): messages sent
+        # before the subscription is back are lost, and only the recheck would notice.
+        self._socket = pynng.Sub0(reconnect_time_min=100, reconnect_time_max=100)
         self._socket.subscribe(b"")
         self._socket.dial(self._address, block=False)  # redials on its own after a restart
         self._thread = threading.Thread(

@@ -125,3 +125,21 @@ def test_stopping_the_api_answers_a_waiting_request_at_once(tmp_path):
     assert api.returncode == 0
     assert body["images"]["queued"] == 1  # the unchanged workload, answered ...
     assert elapsed_s < WORKLOAD_WAIT_MAX_S  # ... before its wait ran out
+
+
+def test_waits_are_still_woken_after_the_controller_restarts(tmp_path):
+    env = {"DPIP_WORKLOAD_WAIT_RECHECK_S": "60"}
+    with running_cluster(tmp_path, workers=1, env=env) as restarted:
+        admin = restarted.login("admin", ADMIN_PASSWORD)
+        before = queued_workload(admin, "before")
+        assert admin.wait_completed(before)["images"]["done"] == 1  # the API has subscribed
+        restarted.stop("controller")
+        restarted.start_controller()  # binds the same ipc path; the API redials it
+        restarted.wait_workers_alive({"worker-1"})
+        after = queued_workload(admin, "after", tags=[LATER])
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(timed_get, admin, after, wait=WORKLOAD_WAIT_MAX_S, seen=0)
+            restarted.start_worker("later-worker", tags=LATER)
+            elapsed_s, body = waiting.result(timeout=30)
+    assert body["filtered_images"] == [0]
+    assert elapsed_s < WORKLOAD_WAIT_MAX_S  # woken by the new controller's message

@@ -215,13 +215,7 @@ class Cluster:
             return False
 
     def wait_workers_alive(self, names: set[str], timeout_s: float = 30) -> None:
-        admin = self.login("admin", ADMIN_PASSWORD)
-
-        def alive():
-            workers = admin.get("/status").json()["workers"]
-            return names <= {w["name"] for w in workers if w["alive"]}
-
-        wait_until(alive, timeout_s, f"workers {sorted(names)} to be alive")
+        self._wait_alive_and(names, lambda: True, f"workers {sorted(names)} to be alive", timeout_s)
 
     def join_ids(self, name: str) -> list[int]:
         """The worker ids `name` joined under, one per join, from the controller's log."""
@@ -234,17 +228,24 @@ class Cluster:
         The datastore marks a worker alive when its join is stored; the scheduler thread logs
         the join a moment later, so "alive" alone does not mean the log has it yet.
         """
+
+        def rejoined() -> bool:
+            return all(len(self.join_ids(name)) > joins for name, joins in joins_before.items())
+
+        what = f"{sorted(joins_before)} to re-join"
+        self._wait_alive_and(set(joins_before), rejoined, what, timeout_s)
+
+    def _wait_alive_and(
+        self, names: set[str], condition: Callable[[], bool], what: str, timeout_s: float
+    ) -> None:
+        """Wait until the API shows every one of `names` alive and `condition` holds."""
         admin = self.login("admin", ADMIN_PASSWORD)
 
-        def rejoined_and_alive() -> bool:
+        def met() -> bool:
             workers = admin.get("/status").json()["workers"]
-            alive = {w["name"] for w in workers if w["alive"]}
-            return all(
-                name in alive and len(self.join_ids(name)) > joins
-                for name, joins in joins_before.items()
-            )
+            return names <= {w["name"] for w in workers if w["alive"]} and condition()
 
-        wait_until(rejoined_and_alive, timeout_s, f"{sorted(joins_before)} to re-join")
+        wait_until(met, timeout_s, what)
 
     def login(self, username: str, password: str) -> Client:
         response = requests.post(self.url + "/login", auth=(username, password), timeout=30)

@@ -34,6 +34,7 @@ def status():
                     "workload_id": workload_id,
                     "workload_name": row["name"],
                     "status": progress.status.value,
+                    "progress": round(progress.fraction_finished, 4),
                     "running_jobs": progress.running,
                 }
             )
@@ -48,6 +49,14 @@ def status():
                 "cpu": row["cpu_percent"],
                 "memory": row["memory_percent"],
                 "gpu": json.loads(row["gpu"]) if row["gpu"] else None,
+                "host": {
+                    "cpu_percent": row["cpu_percent"],
+                    "memory_percent": row["memory_percent"],
+                },
+                "process": {
+                    "cpu_percent": row["process_cpu_percent"],
+                    "rss_mb": round(row["process_rss_bytes"] / 2**20, 1),
+                },
                 "running_jobs": row["running_jobs"],
                 "concurrency": row["concurrency"],
                 "last_seen": iso_time(row["last_seen"]),

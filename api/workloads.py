@@ -36,6 +36,7 @@ def describe_workload(row: sqlite3.Row, with_lists: bool = True) -> dict[str, An
         "params": params,
         "tags": json.loads(row["tags"]),
         "status": progress.status.value,
+        "progress": round(progress.fraction_finished, 4),
         "running_jobs": progress.running,
         "images": {
             "total": progress.total,

@@ -114,6 +114,7 @@ class WorkloadProgress:
     """How many of a workload's jobs are in each status, and which are done or failed."""
 
     counts: dict[str, int] = field(default_factory=dict)
+    started: bool = False  # a job of the workload has been assigned to a worker
     filtered_images: list[int] = field(default_factory=list)
     failed_images: list[dict[str, Any]] = field(default_factory=list)
 
@@ -126,8 +127,17 @@ class WorkloadProgress:
         return self.counts.get(JobStatus.RUNNING.value, 0)
 
     @property
+    def finished(self) -> int:
+        return self.counts.get(JobStatus.DONE.value, 0) + self.counts.get(JobStatus.FAILED.value, 0)
+
+    @property
+    def fraction_finished(self) -> float:
+        """Done and failed images of all, from 0 to 1 (0 with no images)."""
+        return self.finished / self.total if self.total else 0.0
+
+    @property
     def status(self) -> WorkloadStatus:
-        return workload_status(self.counts)
+        return workload_status(self.counts, self.started)
 
 
 def _filtered_images(conn: sqlite3.Connection, workload_id: int) -> list[int]:
@@ -142,13 +152,22 @@ def _filtered_images(conn: sqlite3.Connection, workload_id: int) -> list[int]:
     )
 
 
-def workload_status(counts: dict[str, int]) -> WorkloadStatus:
-    """Derive a workload's status from its per-status job counts."""
-    if counts.get(JobStatus.RUNNING.value, 0):
-        return WorkloadStatus.RUNNING
-    if counts.get(JobStatus.QUEUED.value, 0) or not sum(counts.values()):
+def workload_status(counts: dict[str, int], started: bool = False) -> WorkloadStatus:
+    """Derive a workload's status, which only moves forward while no image is added.
+
+    `scheduling` until its first job started (even if that job is queued again for a retry),
+    `running` while any job is queued or running, `completed` when every job is done or
+    failed; an upload to a completed workload makes it `running` again.
+    """
+    if not sum(counts.values()):
         return WorkloadStatus.SCHEDULING
-    return WorkloadStatus.COMPLETED
+    unfinished = counts.get(JobStatus.QUEUED.value, 0) + counts.get(JobStatus.RUNNING.value, 0)
+    if not unfinished:
+        return WorkloadStatus.COMPLETED
+    began = (JobStatus.RUNNING.value, JobStatus.DONE.value, JobStatus.FAILED.value)
+    if started or any(counts.get(status, 0) for status in began):
+        return WorkloadStatus.RUNNING
+    return WorkloadStatus.SCHEDULING
 
 
 def workload_progress(
@@ -164,6 +183,8 @@ def workload_progress(
         "SELECT status, count FROM job_counts WHERE workload_id = ? AND count > 0", (workload_id,)
     ):
         progress.counts[row[0]] = row[1]
+    started = conn.execute("SELECT started_at FROM workloads WHERE id = ?", (workload_id,))
+    progress.started = (started.fetchone() or (None,))[0] is not None
     if not with_lists:
         return progress
     done = progress.counts.get(JobStatus.DONE.value, 0)

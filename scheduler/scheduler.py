@@ -240,15 +240,15 @@ class Scheduler:
         worker.memory_percent = report.memory_percent
         worker.gpu_percent = (report.gpu or {}).get("utilization_percent")
         worker.unresponsive = False
-        workers.record_telemetry(
-            self._db,
-            report.worker_id,
-            report.cpu_percent,
-            report.memory_percent,
-            report.gpu,
-            len(report.running_job_ids),
-            received_at,
+        load = workers.Load(
+            cpu_percent=report.cpu_percent,
+            memory_percent=report.memory_percent,
+            gpu=report.gpu,
+            process_cpu_percent=report.process_cpu_percent,
+            process_rss_bytes=report.process_rss_bytes,
+            running_jobs=len(report.running_job_ids),
         )
+        workers.record_telemetry(self._db, report.worker_id, load, received_at)
         reported = frozenset(report.running_job_ids)
         worker.reported_running = reported - worker.finished_lately
         worker.finished_lately &= reported  # forget a job once telemetry stops listing it

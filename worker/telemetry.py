@@ -1,8 +1,10 @@
-"""Sample this host's load for the controller: CPU, memory and, where there is one, the GPU."""
+"""Sample load for the controller: the host's CPU, memory and GPU, and the worker's own use."""
 
 from __future__ import annotations
 
 import logging
+import time
+from contextlib import suppress
 from typing import Any
 
 import psutil
@@ -37,6 +39,31 @@ class GpuProbe:
             "utilization_percent": float(utilization.gpu),
             "memory_percent": 100.0 * memory.used / memory.total,
         }
+
+
+class ProcessSampler:
+    """CPU % (of one core) since the previous sample and resident memory now, of this
+    process and its children (the pool), so two workers on one host can be told apart."""
+
+    def __init__(self) -> None:
+        self._process = psutil.Process()
+        self._cpu_s: dict[int, float] = {}
+        self._sampled_at = time.monotonic()
+        self.sample()  # the first call only sets the baseline
+
+    def sample(self) -> tuple[float, int]:
+        cpu_s: dict[int, float] = {}
+        rss_bytes = 0
+        for process in (self._process, *self._process.children(recursive=True)):
+            with suppress(psutil.Error):  # a pool process that just exited
+                times = process.cpu_times()
+                rss_bytes += process.memory_info().rss
+                cpu_s[process.pid] = times.user + times.system
+        now = time.monotonic()
+        used_s = sum(max(0.0, s - self._cpu_s.get(pid, 0.0)) for pid, s in cpu_s.items())
+        percent = 100 * used_s / max(now - self._sampled_at, 1e-3)
+        self._cpu_s, self._sampled_at = cpu_s, now
+        return round(percent, 1), rss_bytes
 
 
 class LoadSampler:

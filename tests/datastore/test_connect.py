@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 import time
 from pathlib import Path
 
 import datastore
+from datastore.connection import SCHEMA, SCHEMA_VERSION
 
 ROUNDS = 10
 PROCESSES = 3
@@ -43,3 +45,31 @@ def test_processes_creating_the_datastore_at_once_all_open_it(tmp_path):
                 if process.is_alive():
                     process.kill()
     assert outcomes == ["ok"] * ROUNDS * PROCESSES
+
+
+def test_a_datastore_of_the_first_schema_is_upgraded_in_place(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.executescript(SCHEMA)  # version 1, as DPIP made it before schema versions were kept
+    old.execute(
+        "INSERT INTO users (username, password_hash, role, created_at) VALUES ('a', 'x', 'user', 0)"
+    )
+    old.execute(
+        "INSERT INTO workloads (user_id, name, dir_name, filter, params, tags, created_at)"
+        " VALUES (1, 'w', '1-w', 'grayscale', '{}', '[]', 0)"
+    )
+    old.execute("INSERT INTO images VALUES (1, 0, 'PNG', 1, 1, 0)")
+    old.execute(
+        "INSERT INTO jobs (workload_id, image_number, status, queued_at, started_at)"
+        " VALUES (1, 0, 'done', 0, 42.0)"
+    )
+    old.close()
+
+    conn = datastore.connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("SELECT started_at FROM workloads").fetchone()[0] == 42.0
+        assert conn.execute("SELECT process_rss_bytes FROM workers").fetchall() == []
+        assert conn.execute("SELECT count FROM job_counts").fetchone()[0] == 1
+    finally:
+        conn.close()

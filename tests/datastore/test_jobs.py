@@ -120,6 +120,7 @@ def test_load_queued_jobs(conn, alice) -> None:
     assert queued[0] == QueuedJob(
         job_id=ids[0],
         workload_id=first,
+        user_id=alice,
         image_number=0,
         filter_name="blur",
         params={"radius": 2.0},
@@ -331,22 +332,26 @@ def test_running_jobs_by_worker(conn, alice) -> None:
 
 
 @pytest.mark.parametrize(
-    ("counts", "expected"),
+    ("counts", "started", "expected"),
     [
-        ({}, WorkloadStatus.SCHEDULING),
-        ({"queued": 0}, WorkloadStatus.SCHEDULING),
-        ({"queued": 3}, WorkloadStatus.SCHEDULING),
-        ({"queued": 1, "done": 2}, WorkloadStatus.SCHEDULING),
-        ({"running": 1}, WorkloadStatus.RUNNING),
-        ({"running": 1, "queued": 5, "done": 1}, WorkloadStatus.RUNNING),
-        ({"done": 2}, WorkloadStatus.COMPLETED),
-        ({"failed": 1}, WorkloadStatus.COMPLETED),
-        ({"done": 1, "failed": 1}, WorkloadStatus.COMPLETED),
+        ({}, False, WorkloadStatus.SCHEDULING),
+        ({"queued": 0}, False, WorkloadStatus.SCHEDULING),
+        ({"queued": 3}, False, WorkloadStatus.SCHEDULING),
+        # A started job queued again for a retry (or after a refusal) keeps it running.
+        ({"queued": 3}, True, WorkloadStatus.RUNNING),
+        # New images uploaded to a completed workload.
+        ({"queued": 1, "done": 2}, True, WorkloadStatus.RUNNING),
+        ({"queued": 1, "failed": 1}, False, WorkloadStatus.RUNNING),
+        ({"running": 1}, True, WorkloadStatus.RUNNING),
+        ({"running": 1, "queued": 5, "done": 1}, True, WorkloadStatus.RUNNING),
+        ({"done": 2}, True, WorkloadStatus.COMPLETED),
+        ({"failed": 1}, True, WorkloadStatus.COMPLETED),
+        ({"done": 1, "failed": 1}, True, WorkloadStatus.COMPLETED),
     ],
     ids=repr,
 )
-def test_workload_status(counts: dict[str, int], expected: WorkloadStatus) -> None:
-    assert workload_status(counts) is expected
+def test_workload_status(counts: dict[str, int], started: bool, expected: WorkloadStatus) -> None:
+    assert workload_status(counts, started) is expected
 
 
 def test_workload_progress_through_a_workload_life(conn, alice) -> None:
@@ -383,6 +388,30 @@ def test_workload_progress_through_a_workload_life(conn, alice) -> None:
         {"image_id": 2, "error": "decoder exploded"},
     ]
     assert workloads.workload_progress(conn, empty).total == 0  # other workloads unaffected
+
+
+def test_workload_status_never_goes_back_to_scheduling(conn, alice) -> None:
+    """A job handed back (a refused submission, a retry) leaves the workload running."""
+    workload_id = make_workload(conn, alice, images=2)
+    first, second = job_ids(conn, workload_id)
+    jobs.assign_job(conn, first, 1)
+    jobs.unassign_job(conn, first, 1)
+    progress = workloads.workload_progress(conn, workload_id)
+    assert progress.counts == {"queued": 2}
+    assert progress.status is WorkloadStatus.RUNNING
+    assert progress.fraction_finished == 0.0
+
+    for job_id in (first, second):
+        jobs.assign_job(conn, job_id, 1)
+    assert jobs.complete_job(conn, *_key(conn, first), worker_id=1)
+    jobs.fail_attempt(conn, second, 1, "broken", max_attempts=1)
+    progress = workloads.workload_progress(conn, workload_id)
+    assert (progress.status, progress.fraction_finished) == (WorkloadStatus.COMPLETED, 1.0)
+
+    with transaction(conn):
+        workloads.add_original(conn, workload_id, "PNG", 1, 1)
+    progress = workloads.workload_progress(conn, workload_id)
+    assert (progress.status, progress.fraction_finished) == (WorkloadStatus.RUNNING, 2 / 3)
 
 
 def test_workload_progress_lists_are_empty_when_nothing_finished(conn, alice) -> None:

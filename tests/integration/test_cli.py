@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
+import sqlite3
 import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psutil
 import requests
 
-from tests.conftest import BIN, free_port, wait_until
+from tests.conftest import ADMIN_PASSWORD, BIN, Client, free_port, slow_png, wait_until
 
 
 def dpip(tmp_path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -105,3 +110,126 @@ def test_join_token_is_stable_and_private(tmp_path):
     assert len(first) >= 32
     assert dpip(tmp_path, "join-token").stdout.strip() == first
     assert (tmp_path / "data" / "join_token").stat().st_mode & 0o777 == 0o600
+
+
+DRAIN_TIMEOUT_S = 60
+
+
+@contextmanager
+def dpip_up(tmp_path, *options: str) -> Iterator[tuple[subprocess.Popen, Client]]:
+    """Run `dpip up` in its own session, as a terminal's foreground job; yield it and a client
+    logged in as admin once both local workers are alive; kill what is left at the end."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            str(BIN / "dpip"),
+            "up",
+            "--port",
+            str(port),
+            "--controller-port",
+            str(free_port()),
+            *options,
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "DPIP_ADMIN_PASSWORD": ADMIN_PASSWORD, "DPIP_LOG_LEVEL": "INFO"},
+        stdout=open(tmp_path / "up.log", "wb"),  # noqa: SIM115 - the child holds it
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _answers(url), 60, "the API of dpip up")
+        token = requests.post(url + "/login", auth=("admin", ADMIN_PASSWORD), timeout=10)
+        admin = Client(url, token.json()["token"])
+        wait_until(
+            lambda: sum(w["alive"] for w in admin.get("/status").json()["workers"]) == 2,
+            30,
+            "two local workers",
+        )
+        yield process, admin
+    finally:
+        if process.poll() is None:  # the test failed: leave nothing behind
+            children = psutil.Process(process.pid).children(recursive=True)
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            for child in children:
+                with contextlib.suppress(psutil.Error):
+                    child.kill()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url + "/status", timeout=1).status_code == 401
+    except requests.ConnectionError:
+        return False
+
+
+def _jobs(tmp_path) -> dict[int, tuple[str, int | None]]:
+    with sqlite3.connect(tmp_path / "dpip-data" / "dpip.sqlite3") as conn:
+        return {row[0]: row[1:] for row in conn.execute("SELECT id, status, worker_id FROM jobs")}
+
+
+def test_ctrl_c_drains_running_jobs_then_stops_api_and_controller(tmp_path):
+    """SIGINT to the whole foreground process group, as a terminal sends it."""
+    with dpip_up(
+        tmp_path, "--worker-concurrency", "1", "--drain-timeout", str(DRAIN_TIMEOUT_S)
+    ) as (
+        process,
+        admin,
+    ):
+        workload = admin.create_workload(filter="blur", radius=30)["workload_id"]
+        data = slow_png((5000, 5000))  # a few seconds a job
+        for _ in range(4):
+            assert admin.upload(workload, data).status_code == 201
+        wait_until(
+            lambda: sum(w["running_jobs"] for w in admin.get("/status").json()["workers"]) == 2,
+            30,
+            "both workers to run a job",
+        )
+        running = {job for job, (status, _) in _jobs(tmp_path).items() if status == "running"}
+        children = psutil.Process(process.pid).children(recursive=True)
+        signalled = time.monotonic()
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=DRAIN_TIMEOUT_S) == 0
+        assert time.monotonic() - signalled < DRAIN_TIMEOUT_S
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert alive == []
+
+    jobs = _jobs(tmp_path)
+    assert len(running) == 2
+    assert {jobs[job][0] for job in running} == {"done"}  # delivered, not taken back
+    for job in running:
+        number = job - 1  # one workload: job ids follow image numbers
+        assert list((tmp_path / "images").glob(f"*/{number}.filtered.png"))
+    # The jobs that had not started stay queued for the next start.
+    assert {status for job, (status, _) in jobs.items() if job not in running} == {"queued"}
+    log = (tmp_path / "up.log").read_text()
+    assert "killing" not in log
+    assert "leaked semaphore" not in log
+    # Every child stopped on its own, the workers before the API and the controller, which
+    # they need to deliver their results.
+    stops = re.findall(r"(\S+) stopped \(exit code (-?\d+)\)", log)
+    assert stops[:2] in (
+        [("worker-1", "0"), ("worker-2", "0")],
+        [("worker-2", "0"), ("worker-1", "0")],
+    )
+    assert stops[2:] == [("api", "0"), ("controller", "0")]
+
+
+def test_second_ctrl_c_stops_at_once(tmp_path):
+    with dpip_up(tmp_path, "--worker-concurrency", "1") as (process, admin):
+        workload = admin.create_workload(filter="blur", radius=60)["workload_id"]
+        assert admin.upload(workload, slow_png((7000, 7000))).status_code == 201
+        wait_until(
+            lambda: sum(w["running_jobs"] for w in admin.get("/status").json()["workers"]) == 1,
+            30,
+            "a worker to run the job",
+        )
+        children = psutil.Process(process.pid).children(recursive=True)
+        os.killpg(process.pid, signal.SIGINT)
+        wait_until(lambda: "stopping" in (tmp_path / "up.log").read_text(), 10, "the drain")
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert alive == []
+    assert "leaked semaphore" not in (tmp_path / "up.log").read_text()

@@ -8,7 +8,15 @@ import pytest
 from PIL import Image
 
 from protocol import JoinAccepted, JoinRefused
-from tests.conftest import Client, image_bytes, join, png_bomb
+from tests.conftest import (
+    Client,
+    image_bytes,
+    join,
+    live_fake_worker,
+    png_bomb,
+    slow_png,
+    wait_until,
+)
 
 
 def test_create_workload_variants(make_user):
@@ -197,9 +205,46 @@ def test_status_lists_workers_and_the_callers_active_workloads(cluster, make_use
     assert [w["workload_id"] for w in body["active_workloads"]] == [workload["workload_id"]]
     workers = {w["name"]: w for w in body["workers"]}
     assert workers["worker-1"]["alive"] is True
-    for field in ("tags", "cpu", "memory", "gpu", "running_jobs", "last_seen"):
+    for field in ("tags", "cpu", "memory", "gpu", "host", "process", "running_jobs", "last_seen"):
         assert field in workers["worker-1"]
+    assert body["active_workloads"][0]["progress"] == 0.0
     assert make_user().get("/status").json()["active_workloads"] == []
+
+
+def test_status_tells_two_workers_on_one_host_apart(cluster, make_user):
+    """Both report the host's figures; each its own process's CPU and memory beside them."""
+    user = make_user()
+    workload = user.create_workload(filter="blur", radius=30)["workload_id"]
+    assert user.upload(workload, slow_png((5000, 5000))).status_code == 201
+
+    def one_busy_one_idle():
+        workers = sorted(user.get("/status").json()["workers"], key=lambda w: w["running_jobs"])
+        idle, busy = workers[0]["process"], workers[-1]["process"]
+        return busy["cpu_percent"] > 50 and idle["cpu_percent"] < 25 and idle["rss_mb"] > 10
+
+    wait_until(one_busy_one_idle, 30, "one worker busy with its own CPU, the other idle")
+    for worker in user.get("/status").json()["workers"]:
+        assert worker["host"] == {"cpu_percent": worker["cpu"], "memory_percent": worker["memory"]}
+    user.wait_completed(workload)
+
+
+def test_workload_status_moves_forward_with_its_progress(cluster, make_user):
+    user = make_user()
+    workload = user.create_workload()["workload_id"]
+    first = user.get(f"/workloads/{workload}").json()
+    assert (first["status"], first["progress"]) == ("scheduling", 0.0)
+    for seed in range(6):
+        assert user.upload(workload, image_bytes(seed=seed)).status_code == 201
+    seen = [first]
+    while seen[-1]["status"] != "completed":
+        finished = seen[-1]["images"]["done"] + seen[-1]["images"]["failed"]
+        seen.append(user.get(f"/workloads/{workload}", params={"wait": 8, "seen": finished}).json())
+    order = ["scheduling", "running", "completed"]
+    ranks = [order.index(body["status"]) for body in seen]
+    assert ranks == sorted(ranks)
+    fractions = [body["progress"] for body in seen]
+    assert fractions == sorted(fractions)
+    assert fractions[-1] == 1.0
 
 
 def test_join_needs_the_join_token(cluster):
@@ -215,20 +260,20 @@ def test_worker_tokens_reach_only_their_jobs(cluster, make_user):
     user = make_user()
     wid = user.create_workload(workload_name="not-for-workers", tags=["nowhere"])["workload_id"]
     user.upload(wid, image_bytes())
-    accepted = join(cluster, (cluster.data_dir / "join_token").read_text().strip(), "snoop")
-    worker = Client(cluster.url, accepted.worker_token)
-    assert worker.get("/workloads").status_code == 403
-    assert worker.get("/status").status_code == 403
-    assert worker.post("/workloads").status_code == 403
-    assert worker.get("/images/0", params={"workload_id": wid}).status_code == 404
-    response = worker.post(
-        "/images",
-        data={"workload_id": wid, "type": "filtered", "image_id": 0},
-        files={"data": ("x", image_bytes())},
-    )
-    assert response.status_code == 409
-    assert response.json()["error"] == "job_not_assigned"
-    assert worker.upload(wid, image_bytes()).status_code == 403
+    with live_fake_worker(cluster, "snoop") as snoop:
+        worker = Client(cluster.url, snoop.accepted.worker_token)
+        assert worker.get("/workloads").status_code == 403
+        assert worker.get("/status").status_code == 403
+        assert worker.post("/workloads").status_code == 403
+        assert worker.get("/images/0", params={"workload_id": wid}).status_code == 404
+        response = worker.post(
+            "/images",
+            data={"workload_id": wid, "type": "filtered", "image_id": 0},
+            files={"data": ("x", image_bytes())},
+        )
+        assert response.status_code == 409
+        assert response.json()["error"] == "job_not_assigned"
+        assert worker.upload(wid, image_bytes()).status_code == 403
     assert user.get(f"/workloads/{wid}").json()["images"] == {
         "total": 1,
         "queued": 1,

@@ -21,6 +21,8 @@ class WorkerConfig:
     listen_host: str = "127.0.0.1"
     rpc_port: int = 0  # 0: any free port
     request_timeout_ms: int = defaults.WORKER_REQUEST_TIMEOUT_MS
+    job_time_limit_s: float = defaults.JOB_TIME_LIMIT_S
+    rpc_max_frame_bytes: int = defaults.RPC_MAX_FRAME_BYTES
 
     @property
     def controller_address(self) -> str:

@@ -1,79 +1,64 @@
-"""Run jobs in a pool of processes, one per slot, so filtering really uses every core."""
+"""Run jobs in pool processes, one per slot, so filtering really uses every core.
+
+Each slot is a thread that hands its jobs to its own pool process and waits at most the job
+time limit for each. A slot whose process overran (killed) or died gets a new one before its
+next job, and the job is reported failed, so the scheduler retries it (elsewhere if it can)
+and the worker's books (running jobs, telemetry) stay right.
+"""
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
-import signal
+import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 
-from dpip.memory import keep_freed_memory
-from imaging import apply_filter
+from dpip import defaults
 from protocol import JobAssignment, JobOutcome, JobResult
-from worker.api_client import ApiClient, ApiUnavailable, JobTaken
+from worker.pool_process import JobTimedOut, PoolProcess, PoolProcessLost
 
 log = logging.getLogger(__name__)
 
-_client: ApiClient | None = None  # one per pool process, reused across jobs
 
-
-def _watch_parent(parent_pid: int) -> None:
-    """Exit when the worker process is gone (killed with -9), instead of lingering."""
-    while os.getppid() == parent_pid:
-        time.sleep(1)  # recovery only: nothing else tells a pool process its parent died
-    os._exit(1)
-
-
-def prepare_pool_process(parent_pid: int) -> None:
-    """Leave Ctrl-C to the worker, die with it, and keep image buffers' memory for reuse."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    keep_freed_memory()
-    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
-
-
-def execute_job(assignment: JobAssignment, api_url: str, token: str) -> tuple[str, str]:
-    """Download, filter and upload one image (runs in a pool process); return (outcome, error)."""
-    global _client
-    if _client is None or _client.api_url != api_url.rstrip("/"):
-        _client = ApiClient(api_url, token)
-    _client.token = token
-    try:
-        original = _client.download_original(assignment.workload_id, assignment.image_number)
-        try:
-            result = apply_filter(assignment.filter_name, assignment.params, original)
-        except Exception as e:  # any decoder or filter failure is the job's failure
-            return JobOutcome.FAILED.value, f"filter {assignment.filter_name} failed: {e!r}"
-        _client.upload_filtered(assignment.workload_id, assignment.image_number, result)
-    except JobTaken as e:
-        return JobOutcome.DISCARDED.value, str(e)
-    except ApiUnavailable as e:
-        return JobOutcome.FAILED.value, str(e)
-    return JobOutcome.DONE.value, ""
+@dataclass(frozen=True)
+class _QueuedJob:
+    assignment: JobAssignment
+    worker_id: int
+    api_url: str
+    token: str
 
 
 class JobRunner:
     """Accepts jobs up to the concurrency limit and reports each one's result."""
 
-    def __init__(self, concurrency: int, report: Callable[[JobResult], None]) -> None:
+    def __init__(
+        self,
+        concurrency: int,
+        report: Callable[[JobResult], None],
+        time_limit_s: float = defaults.JOB_TIME_LIMIT_S,
+    ) -> None:
         self.concurrency = concurrency
+        self.time_limit_s = time_limit_s
         self._report = report
-        self._pool = ProcessPoolExecutor(
-            max_workers=concurrency,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=prepare_pool_process,
-            initargs=(os.getpid(),),
-        )
-        # Start every process now (each imports Pillow and requests), not at the first job.
-        warm_ups = [self._pool.submit(time.sleep, 0.05) for _ in range(concurrency)]
-        for warm_up in warm_ups:
-            warm_up.result()
+        self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._running: set[int] = set()
+        self._closing = threading.Event()
         self._api: tuple[int, str, str] | None = None  # worker id, API URL, token
+        self._jobs: queue.SimpleQueue[_QueuedJob | None] = queue.SimpleQueue()
+        # Start every process now, side by side (each imports Pillow), not at the first job.
+        processes = [PoolProcess(self._context) for _ in range(concurrency)]
+        self._slots = [
+            threading.Thread(
+                target=self._serve_slot, args=(process.wait_ready(),), name=f"slot-{i}", daemon=True
+            )
+            for i, process in enumerate(processes)
+        ]
+        for slot in self._slots:
+            slot.start()
 
     def set_session(self, worker_id: int, api_url: str, token: str) -> None:
         self._api = (worker_id, api_url, token)
@@ -84,33 +69,64 @@ class JobRunner:
             return tuple(sorted(self._running))
 
     def submit(self, assignment: JobAssignment) -> bool:
-        """Start a job unless every slot is busy or the job already runs here."""
+        """Start a job unless every slot is busy, the job already runs here, or we stop."""
         if self._api is None:
             return False
         worker_id, api_url, token = self._api
         with self._lock:
-            if len(self._running) >= self.concurrency or assignment.job_id in self._running:
+            if (
+                self._closing.is_set()
+                or len(self._running) >= self.concurrency
+                or assignment.job_id in self._running
+            ):
                 return False
             self._running.add(assignment.job_id)
-        started = time.monotonic()
-        future = self._pool.submit(execute_job, assignment, api_url, token)
-        future.add_done_callback(lambda f: self._finish(assignment, worker_id, started, f))
+            self._jobs.put(_QueuedJob(assignment, worker_id, api_url, token))
         return True
 
-    def _finish(
-        self, assignment: JobAssignment, worker_id: int, started: float, future: Future
-    ) -> None:
+    def _serve_slot(self, process: PoolProcess) -> None:
+        while (job := self._jobs.get()) is not None:
+            process = self._alive_or_new(process)  # it may have died while idle
+            self._run(process, job)
+            process = self._alive_or_new(process)  # killed over time, or died under the job
+        process.stop()
+
+    def _run(self, process: PoolProcess, job: _QueuedJob) -> None:
+        started = time.monotonic()
         try:
-            outcome, error = future.result()
-        except Exception as e:  # the pool process died (killed, out of memory)
-            outcome, error = JobOutcome.FAILED.value, f"worker process failed: {e!r}"
+            outcome, error = process.run(job.assignment, job.api_url, job.token, self.time_limit_s)
+        except (JobTimedOut, PoolProcessLost) as e:
+            outcome, error = JobOutcome.FAILED.value, str(e)
         with self._lock:
-            self._running.discard(assignment.job_id)
+            self._running.discard(job.assignment.job_id)
         duration_ms = int((time.monotonic() - started) * 1000)
         if outcome != JobOutcome.DONE.value:
-            log.warning("job %s %s: %s", assignment.job_id, outcome, error)
-        current_worker_id = self._api[0] if self._api else worker_id
-        self._report(JobResult(current_worker_id, assignment.job_id, outcome, error, duration_ms))
+            log.warning("job %s %s: %s", job.assignment.job_id, outcome, error)
+        worker_id = self._api[0] if self._api else job.worker_id
+        self._report(JobResult(worker_id, job.assignment.job_id, outcome, error, duration_ms))
+
+    def _alive_or_new(self, process: PoolProcess) -> PoolProcess:
+        """Return `process` if it still runs, else a started replacement, tried until one
+        starts; once stopping, tried once (a stop signal to the process group ends a starting
+        one), and on failure the dead one: a job left for it then fails."""
+        while not process.alive:
+            try:
+                return PoolProcess(self._context).wait_ready()
+            except (OSError, PoolProcessLost) as e:
+                if self._closing.is_set():
+                    log.warning("no new pool process while stopping: %s", e)
+                    return process
+                retry_s = defaults.POOL_PROCESS_START_RETRY_S
+                log.error("could not start a pool process (%s); retrying in %g s", e, retry_s)
+                self._closing.wait(retry_s)
+        return process
 
     def shutdown(self, wait: bool) -> None:
-        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        """Take no more jobs; each slot runs the jobs it took, then ends its process."""
+        with self._lock:
+            self._closing.set()
+            for _ in self._slots:
+                self._jobs.put(None)
+        if wait:
+            for slot in self._slots:
+                slot.join()

@@ -9,11 +9,12 @@ from collections.abc import Callable
 
 import rpyc
 from rpyc.core.vinegar import GenericException
-from rpyc.utils.factory import connect_stream
+from rpyc.utils.factory import connect_channel
 
+from dpip import defaults
 from dpip.errors import DPIPError
 from protocol import JobAssignment
-from protocol.rpc import SAFE_RPYC_CONFIG
+from protocol.rpc import SAFE_RPYC_CONFIG, BoundedChannel, connect_proof
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,10 @@ class WorkerLink:
         rpc_key: str,
         timeout_s: float,
         on_refused: Callable[[JobAssignment, str], None],
+        max_frame_bytes: int = defaults.RPC_MAX_FRAME_BYTES,
     ) -> None:
         self._host = host
+        self._max_frame_bytes = max_frame_bytes
         self._port = port
         self._rpc_key = rpc_key
         self._timeout_s = timeout_s
@@ -69,8 +72,9 @@ class WorkerLink:
                 stream = rpyc.SocketStream.connect(
                     self._host, self._port, timeout=self._timeout_s, nodelay=True
                 )
-                self._conn = connect_stream(
-                    stream,
+                stream.write(connect_proof(self._rpc_key))  # before rpyc's first frame
+                self._conn = connect_channel(
+                    BoundedChannel(stream, self._max_frame_bytes),
                     rpyc.VoidService,
                     {**SAFE_RPYC_CONFIG, "sync_request_timeout": self._timeout_s},
                 )

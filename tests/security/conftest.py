@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import count
 
 import pytest
+import rpyc
+from rpyc.utils.factory import connect_channel
 
-from tests.conftest import Client, image_bytes, join, running_cluster
-from tests.security.helpers import NO_WORKER, join_token
+from protocol import JobAssignment
+from protocol.rpc import SAFE_RPYC_CONFIG, BoundedChannel, connect_proof
+from tests.conftest import Client, image_bytes, live_fake_worker, running_cluster
+from tests.security.helpers import NO_WORKER
+from worker.rpc_service import JobService, start_rpc_server
 
 UPLOAD_LIMIT = 4 * 1024 * 1024
 
@@ -62,8 +67,40 @@ def bob(cluster, admin) -> Actor:
 
 
 @pytest.fixture(scope="module")
-def worker_client(cluster) -> Client:
-    """A client holding a real worker token, got by joining a fake worker over nng."""
-    accepted = join(cluster, join_token(cluster), f"fake-worker-{os.getpid()}-{next(_names)}")
-    assert accepted.worker_token
-    return Client(cluster.url, accepted.worker_token)
+def worker_client(cluster) -> Iterator[Client]:
+    """A client holding a real worker token, got by joining a fake worker over nng (kept
+    alive while the module runs: a dead worker's token answers 401)."""
+    with live_fake_worker(cluster, f"fake-worker-{os.getpid()}-{next(_names)}") as worker:
+        yield Client(cluster.url, worker.accepted.worker_token)
+
+
+@dataclass
+class KeyedRpcServer:
+    """A worker's rpyc server whose rpc key the test knows, and the jobs it was handed."""
+
+    address: tuple[str, int]
+    key: str
+    submitted: list[JobAssignment] = field(default_factory=list)
+
+    def connect(self, key: str | None = None) -> rpyc.Connection:
+        """Connect as the scheduler does: the key's proof first, then rpyc."""
+        stream = rpyc.SocketStream.connect(*self.address, timeout=10)
+        stream.write(connect_proof(key or self.key))
+        return connect_channel(
+            BoundedChannel(stream, 1 << 20), rpyc.VoidService, dict(SAFE_RPYC_CONFIG)
+        )
+
+
+@pytest.fixture(scope="module")
+def keyed_rpc_server() -> Iterator[KeyedRpcServer]:
+    """The worker's real rpyc server (its JobService over its guarded server), in this
+    process with a key the test knows, so attacks can get past the connection check; a
+    stub in place of the job runner records what it is handed."""
+    target = KeyedRpcServer(("127.0.0.1", 0), "the-test-rpc-key")
+    service = JobService(lambda: target.key, lambda job: target.submitted.append(job) or True)
+    server = start_rpc_server(service, "127.0.0.1", 0)
+    target.address = ("127.0.0.1", server.port)
+    try:
+        yield target
+    finally:
+        server.close()

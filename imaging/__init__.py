@@ -1,13 +1,23 @@
 """Image filters and upload checks, shared by the API (validation) and workers (filtering)."""
 
 from imaging.filters import FILTERS, FilterError, apply_filter, validate_filter_params
-from imaging.inspection import ImageInfo, ImageRejected, ImageTooLarge, NotAnImage, inspect_image
+from imaging.inspection import (
+    CostLimits,
+    ImageInfo,
+    ImageRejected,
+    ImageTooComplex,
+    ImageTooLarge,
+    NotAnImage,
+    inspect_image,
+)
 
 __all__ = [
     "FILTERS",
+    "CostLimits",
     "FilterError",
     "ImageInfo",
     "ImageRejected",
+    "ImageTooComplex",
     "ImageTooLarge",
     "NotAnImage",
     "apply_filter",

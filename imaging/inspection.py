@@ -8,7 +8,19 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from dpip.errors import DPIPError
+from imaging.rejections import ImageRejected, ImageTooComplex, ImageTooLarge, NotAnImage
+from imaging.structure import CostLimits, check_structure
+
+__all__ = [
+    "ALLOWED_FORMATS",
+    "CostLimits",
+    "ImageInfo",
+    "ImageRejected",
+    "ImageTooComplex",
+    "ImageTooLarge",
+    "NotAnImage",
+    "inspect_image",
+]
 
 # Accepted formats: Pillow's name → (file extension, MIME type).
 ALLOWED_FORMATS = {
@@ -19,18 +31,6 @@ ALLOWED_FORMATS = {
     "TIFF": ("tiff", "image/tiff"),
     "GIF": ("gif", "image/gif"),
 }
-
-
-class ImageRejected(DPIPError, ValueError):
-    """Raised when uploaded bytes cannot be accepted as an image."""
-
-
-class NotAnImage(ImageRejected):
-    """Raised when the bytes are not a readable image of an allowed format."""
-
-
-class ImageTooLarge(ImageRejected):
-    """Raised when the image has more pixels than allowed (a decompression bomb)."""
 
 
 @dataclass(frozen=True)
@@ -50,32 +50,28 @@ class ImageInfo:
         return ALLOWED_FORMATS[self.format][1]
 
 
-# verify() checks every chunk of a PNG; for these formats only decoding finds a cut file.
-_DECODE_TO_CHECK = {"GIF", "TIFF", "BMP", "WEBP"}
-_JPEG_START_OF_SCAN, _JPEG_END_OF_IMAGE = b"\xff\xda", b"\xff\xd9"
+_DEFAULT_COST_LIMITS = CostLimits()
 
 
-def _check_complete(data: bytes, image_format: str) -> None:
-    """Refuse a truncated file, cheaply where the format allows it.
+def inspect_image(
+    data: bytes, max_pixels: int, limits: CostLimits = _DEFAULT_COST_LIMITS
+) -> ImageInfo:
+    """Return the format and size of `data`, or raise an ImageRejected subclass.
 
-    A JPEG's last scan must be followed by its end marker (markers cannot occur inside
-    entropy-coded data), which costs a byte search instead of a full decode. The search
-    starts at the end: a complete file ends with its end marker, after which no scan may
-    start, so only the bytes after the last end marker are searched for one.
+    No pixel is decoded: the container is walked first (it must be complete, and cost no
+    more to read than `limits` allow), then Pillow reads the headers it has counted.
     """
-    if image_format == "JPEG":
-        end = data.rfind(_JPEG_END_OF_IMAGE)
-        if data.find(_JPEG_START_OF_SCAN, end + 1) != -1:
-            raise NotAnImage("the JPEG is truncated: its last scan has no end marker")
-    elif image_format in _DECODE_TO_CHECK:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-
-
-def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:
-    """Return the format and size of `data`, or raise an ImageRejected subclass."""
     if not data:
         raise NotAnImage("the file is empty")
+    walked_format = check_structure(data, limits)
+    info = _read_headers(data, max_pixels)
+    if info.format != walked_format:
+        raise NotAnImage(f"the file does not start with the usual {info.format} signature")
+    return info
+
+
+def _read_headers(data: bytes, max_pixels: int) -> ImageInfo:
+    """Identify the format and size with Pillow; verify() checks a PNG's chunk CRCs."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -91,7 +87,6 @@ def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:
                         f"{info.width}x{info.height} is over the limit of {max_pixels} pixels"
                     )
                 image.verify()
-            _check_complete(data, info.format)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageTooLarge(f"the image is over the pixel limit: {e}") from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:

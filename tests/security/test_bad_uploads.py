@@ -11,6 +11,7 @@ import requests
 from PIL import Image
 
 from tests.conftest import image_bytes, png_bomb
+from tests.imaging.crafted import gif_with_frames, grey_tiff
 from tests.security.conftest import UPLOAD_LIMIT, Actor
 from tests.security.helpers import assert_error, assert_unchanged, snapshot
 
@@ -20,6 +21,13 @@ JPEG = image_bytes("JPEG", size=(64, 48))
 def _other_format(fmt: str) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (16, 16)).save(out, format=fmt)
+    return out.getvalue()
+
+
+def _two_frames(fmt: str) -> bytes:
+    frames = [Image.new("RGB", (16, 16), (red, 0, 0)) for red in (0, 200)]
+    out = io.BytesIO()
+    frames[0].save(out, format=fmt, save_all=True, append_images=frames[1:])
     return out.getvalue()
 
 
@@ -281,6 +289,32 @@ CASES: list = [
         )
         for fmt in ("GIF", "TIFF", "BMP")
     ],
+    # cheap to send, dear to read: refused from their structure, without decoding a pixel
+    # (tests/security/test_upload_memory.py has the JPEG of 40,000 scans)
+    pytest.param(
+        lambda a, b: _raw(a, gif_with_frames(10_001), "image/gif"),
+        400,
+        "image_too_complex",
+        id="gif-of-10001-frames",
+    ),
+    pytest.param(
+        lambda a, b: _raw(a, grey_tiff(rows=50_000), "image/tiff"),
+        400,
+        "image_too_complex",
+        id="tiff-of-50000-strips",
+    ),
+    pytest.param(
+        lambda a, b: _raw(a, grey_tiff(byte_count=10_000), "image/tiff"),
+        400,
+        "not_an_image",
+        id="tiff-strip-past-the-end",
+    ),
+    pytest.param(
+        lambda a, b: _raw(a, _two_frames("GIF")[:-10], "image/gif"),
+        400,
+        "not_an_image",
+        id="gif-cut-in-its-second-frame",
+    ),
 ]
 
 

@@ -1,9 +1,14 @@
 """The controller's sockets and threads; pynng errors stop here.
 
-- rep (the controller port): joins, job results and job hints, each answered;
+- rep (the controller port): joins (a hello, then a request), job results and job hints,
+  each answered;
 - sub (telemetry port): workers' load reports, about once per interval each;
 - pub (broadcast port): heartbeats every interval, so workers notice a lost or new controller;
 - pub (ipc in the data dir): which workloads had jobs end, for API requests that wait on them.
+
+Every socket refuses messages over the size limit (nng closes the connection); what the
+rep and sub loops refuse is charged and logged by a PeerGate, so a flood of bad messages
+costs each loop little and never crowds out genuine ones.
 """
 
 from __future__ import annotations
@@ -18,34 +23,30 @@ import pynng
 
 import datastore
 from controller.config import ControllerConfig
+from controller.join_challenges import JoinChallenges
 from controller.membership import admit_worker
+from controller.peer_gate import PeerGate
 from protocol import (
     Ack,
     ControllerHeartbeat,
     DecodeError,
     JobResult,
     JobsQueued,
+    JoinHello,
     JoinRequest,
     Message,
     Telemetry,
     WorkloadsProgressed,
     decode,
+    excerpt,
+    is_nonce,
     progress_events_address,
+    proves,
 )
 from scheduler import Scheduler
 from scheduler.scheduler import SchedulerSettings
 
 log = logging.getLogger(__name__)
-
-
-def _receive(socket: pynng.Socket) -> bytes:
-    """Receive one message; an empty one (which pynng cannot convert) reads as b""."""
-    try:
-        return socket.recv()
-    except pynng.Closed:
-        raise
-    except RuntimeError:
-        return b""
 
 
 def _bound_port(listener: pynng.Listener) -> int:
@@ -69,6 +70,13 @@ class Controller:
             ),
             on_progress=self._announce_progress,
         )
+        limits = config.peer_limits
+        self._challenges = JoinChallenges(
+            config.join_token, limits.join_challenges_max, limits.join_challenge_ttl_ms / 1000
+        )
+        # The rpc key of each worker's latest join here, set before the worker learns it: a
+        # message with another key is refused at the socket, before the scheduler's queue.
+        self._issued_keys: dict[int, str] = {}
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self.ports: tuple[int, int] = (0, 0)
@@ -76,15 +84,16 @@ class Controller:
     def start(self) -> None:
         """Bind the sockets and start the threads."""
         host = self.config.host
-        self._rep = pynng.Rep0()
+        limit = self.config.peer_limits.max_message_bytes
+        self._rep = pynng.Rep0(recv_max_size=limit)
         self._rep.listen(f"tcp://{host}:{self.config.port}")
-        self._telemetry = pynng.Sub0()
+        self._telemetry = pynng.Sub0(recv_max_size=limit)
         self._telemetry.subscribe(b"")
         telemetry_listener = self._telemetry.listen(f"tcp://{host}:{self.config.telemetry_port}")
-        self._broadcast = pynng.Pub0()
+        self._broadcast = pynng.Pub0(recv_max_size=limit)  # it never reads; bounded all the same
         broadcast_listener = self._broadcast.listen(f"tcp://{host}:{self.config.broadcast_port}")
         self.ports = (_bound_port(telemetry_listener), _bound_port(broadcast_listener))
-        self._progress = pynng.Pub0()
+        self._progress = pynng.Pub0(recv_max_size=limit)
         self._progress.listen(progress_events_address(self.config.data_dir))
         for target in (
             self.scheduler.run,
@@ -117,19 +126,18 @@ class Controller:
 
     def _serve_requests(self) -> None:
         conn = datastore.connect(self.config.database_path)
+        gate = PeerGate("request", self.config.peer_limits)
         try:
             while True:
                 try:
-                    data = _receive(self._rep)
+                    message = self._rep.recv_msg()
                 except pynng.Closed:
                     return
-                try:
-                    reply = self._answer(conn, data)
-                except DecodeError as e:
-                    reply = Ack(ok=False, detail=str(e))
-                except Exception:  # one bad request must not end the loop that serves all
-                    log.exception("request failed")
-                    reply = Ack(ok=False, detail="the controller failed on this request")
+                if not gate.admits(message):
+                    continue  # no reply: rep forgets a request when the next one is read
+                reply = self._answer(conn, gate, message)
+                if not gate.admits(message):
+                    continue  # its connection was closed meanwhile: no one to answer
                 try:
                     self._rep.send(reply.encode())
                 except pynng.Closed:
@@ -137,35 +145,74 @@ class Controller:
         finally:
             conn.close()
 
-    def _answer(self, conn, data: bytes) -> Message:
-        message = decode(data)
-        if isinstance(message, JoinRequest):
-            reply, registration = admit_worker(
-                conn, self.config, message, self.ports, self.instance
-            )
-            if registration is not None:
-                self.scheduler.worker_joined(registration)
-            else:
-                log.warning("refused join of %r: %s", message.worker_name, reply.reason)
+    def _answer(self, conn, gate: PeerGate, message: pynng.Message) -> Message:
+        try:
+            request = decode(message.bytes)
+            if isinstance(request, JoinHello):
+                return self._challenge(gate, message, request)
+            if isinstance(request, JoinRequest):
+                return self._join(conn, gate, message, request)
+            if isinstance(request, JobResult):
+                if self._sent_by_worker(request.worker_id, request.worker_key):
+                    self.scheduler.job_finished(request)
+                else:
+                    gate.refuse(message, f"a result for worker {request.worker_id} without its key")
+                return Ack()  # as ever: a forger learns nothing from the answer
+            if isinstance(request, JobsQueued):
+                self.scheduler.jobs_queued()
+                return Ack()
+            gate.refuse(message, f"an unexpected {request.kind}")
+            return Ack(ok=False, detail=f"unexpected message {request.kind}")
+        except DecodeError as e:
+            gate.refuse(message, f"a request: {e}")
+            return Ack(ok=False, detail=str(e))
+        except Exception:  # one bad request must not end the loop that serves all
+            log.exception("request failed")
+            return Ack(ok=False, detail="the controller failed on this request")
+
+    def _challenge(self, gate: PeerGate, message: pynng.Message, hello: JoinHello) -> Message:
+        gate.charge(message)  # a challenge is kept for the peer before it proved anything
+        if not is_nonce(hello.worker_nonce):
+            gate.refuse(message, "a join hello with a malformed nonce")
+            return Ack(ok=False, detail="worker_nonce must be 32 lowercase hex digits")
+        return self._challenges.issue(hello.worker_nonce, time.monotonic())
+
+    def _join(self, conn, gate: PeerGate, message: pynng.Message, request: JoinRequest) -> Message:
+        proofs = self._challenges.take(request.controller_nonce, time.monotonic())
+        reply, registration = admit_worker(
+            conn, self.config, request, proofs, self.ports, self.instance
+        )
+        if registration is None:
+            name = excerpt(request.worker_name, self.config.peer_limits.log_quote_chars)
+            gate.refuse(message, f"the join of {name!r}: {reply.reason}")
             return reply
-        if isinstance(message, JobResult):
-            self.scheduler.job_finished(message)
-            return Ack()
-        if isinstance(message, JobsQueued):
-            self.scheduler.jobs_queued()
-            return Ack()
-        return Ack(ok=False, detail=f"unexpected message {message.kind}")
+        self._issued_keys[registration.worker_id] = registration.rpc_key
+        self.scheduler.worker_joined(registration)
+        return reply
+
+    def _sent_by_worker(self, worker_id: int, worker_key: str) -> bool:
+        """Whether a message carries the key of that worker's latest join here."""
+        issued = self._issued_keys.get(worker_id)
+        return issued is not None and proves(issued, worker_key)
 
     def _receive_telemetry(self) -> None:
+        gate = PeerGate("telemetry", self.config.peer_limits)
         while True:
             try:
-                data = _receive(self._telemetry)
+                message = self._telemetry.recv_msg()
             except pynng.Closed:
                 return
+            if not gate.admits(message):
+                continue
             try:
-                self.scheduler.telemetry(decode(data, Telemetry))
+                report = decode(message.bytes, Telemetry)
             except DecodeError as e:
-                log.warning("dropped bad telemetry: %s", e)
+                gate.refuse(message, f"a report: {e}")
+                continue
+            if self._sent_by_worker(report.worker_id, report.worker_key):
+                self.scheduler.telemetry(report)
+            else:
+                gate.refuse(message, f"a report for worker {report.worker_id} without its key")
 
     def _announce_progress(self, workload_ids: set[int]) -> None:
         """Called on the scheduler thread; a pub socket never blocks, with or without readers."""

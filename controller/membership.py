@@ -1,8 +1,7 @@
-"""Admit workers: check the join token, record the worker, hand it its credentials."""
+"""Admit workers: check the join proof, record the worker, hand it its credentials."""
 
 from __future__ import annotations
 
-import hmac
 import secrets
 import sqlite3
 import time
@@ -11,7 +10,7 @@ from api.tokens import mint_worker_token
 from controller.config import ControllerConfig
 from datastore import transaction, workers
 from dpip import defaults
-from protocol import JoinAccepted, JoinRefused, JoinRequest
+from protocol import JoinAccepted, JoinProofs, JoinRefused, JoinRequest, proves
 from scheduler import WorkerRegistration
 
 
@@ -19,19 +18,24 @@ def admit_worker(
     conn: sqlite3.Connection,
     config: ControllerConfig,
     request: JoinRequest,
+    proofs: JoinProofs | None,
     ports: tuple[int, int],
     instance: str,
 ) -> tuple[JoinAccepted | JoinRefused, WorkerRegistration | None]:
-    """Answer a join request; on success also return what the scheduler must learn."""
-    if not hmac.compare_digest(
-        request.join_token.encode("utf-8", "surrogatepass"), config.join_token.encode()
-    ):
+    """Answer a join request; on success also return what the scheduler must learn.
+
+    `proofs` are those of the challenge the request answers (None: unknown, used or expired).
+    Once the worker proved it knows the join token, the reply carries the controller's proof.
+    """
+    if proofs is None:
+        return JoinRefused("no such join challenge (expired or answered); join again"), None
+    if not proves(proofs.worker(), request.proof):
         return JoinRefused("wrong join token; get it with 'dpip join-token'"), None
     problem = _check_fields(request)
     if problem:
-        return JoinRefused(problem), None
+        return proofs.sign(JoinRefused(problem)), None
     with transaction(conn) as db:
-        worker_id = workers.register_worker(
+        membership = workers.register_worker(
             db,
             request.worker_name,
             sorted(request.tags),
@@ -39,13 +43,15 @@ def admit_worker(
             request.rpc_host,
             request.rpc_port,
             config.telemetry_interval_ms,
+            renewing_token_id=request.token_id,
         )
+    worker_id = membership.worker_id
     rpc_key = secrets.token_urlsafe(32)
     accepted = JoinAccepted(
         worker_id=worker_id,
         api_url=config.api_url,
         worker_token=mint_worker_token(
-            config.jwt_secret, worker_id, config.worker_token_ttl_seconds
+            config.jwt_secret, worker_id, config.worker_token_ttl_seconds, membership.token_id
         ),
         rpc_key=rpc_key,
         telemetry_port=ports[0],
@@ -54,7 +60,10 @@ def admit_worker(
         controller_instance=instance,
         token_expires_at_ms=int((time.time() + config.worker_token_ttl_seconds) * 1000),
         accepted_at_ms=int(time.time() * 1000),
+        token_id=membership.token_id,
     )
+    # Jobs it runs survive only a renewed membership: a new one ended the tokens they hold.
+    kept_job_ids = frozenset(request.running_job_ids) if membership.renewed else frozenset()
     registration = WorkerRegistration(
         worker_id=worker_id,
         name=request.worker_name,
@@ -63,9 +72,9 @@ def admit_worker(
         rpc_host=request.rpc_host,
         rpc_port=request.rpc_port,
         rpc_key=rpc_key,
-        running_job_ids=frozenset(request.running_job_ids),
+        running_job_ids=kept_job_ids,
     )
-    return accepted, registration
+    return proofs.sign(accepted), registration
 
 
 def _check_fields(request: JoinRequest) -> str:

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import time
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class Membership:
+    """A worker's row after a join: its id, and the membership its token belongs to."""
+
+    worker_id: int
+    token_id: str
+    renewed: bool  # the worker's live membership goes on (and its token and jobs with it)
 
 
 def register_worker(
@@ -16,35 +27,83 @@ def register_worker(
     rpc_host: str,
     rpc_port: int,
     telemetry_interval_ms: int,
-) -> int:
-    """Insert or refresh the worker called `name`; a re-join keeps its id."""
+    renewing_token_id: str = "",
+) -> Membership:
+    """Insert or refresh the worker called `name`; a re-join keeps its id.
+
+    The membership goes on only when the worker is alive and presents its current token id
+    (a re-join of the same process: a token renewal, a restarted controller); otherwise the
+    worker gets a new token id, which ends every token minted before.
+    """
     now = time.time()
-    return conn.execute(
+    worker_id, token_id = conn.execute(
         "INSERT INTO workers (name, tags, concurrency, rpc_host, rpc_port, alive, joined_at,"
-        " last_seen, telemetry_interval_ms) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)"
+        " last_seen, telemetry_interval_ms, token_id) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?)"
         " ON CONFLICT(name) DO UPDATE SET tags = excluded.tags,"
         " concurrency = excluded.concurrency, rpc_host = excluded.rpc_host,"
         " rpc_port = excluded.rpc_port, alive = 1, joined_at = excluded.joined_at,"
         " last_seen = excluded.last_seen,"
-        " telemetry_interval_ms = excluded.telemetry_interval_ms"
-        " RETURNING id",
-        (name, json.dumps(tags), concurrency, rpc_host, rpc_port, now, now, telemetry_interval_ms),
-    ).fetchone()[0]
+        " telemetry_interval_ms = excluded.telemetry_interval_ms,"
+        # SET expressions read the row as it was, so `alive` here is before this join.
+        " token_id = CASE WHEN workers.alive = 1 AND workers.token_id = ?"
+        " THEN workers.token_id ELSE excluded.token_id END"
+        " RETURNING id, token_id",
+        (
+            name,
+            json.dumps(tags),
+            concurrency,
+            rpc_host,
+            rpc_port,
+            now,
+            now,
+            telemetry_interval_ms,
+            secrets.token_urlsafe(16),
+            renewing_token_id,
+        ),
+    ).fetchone()
+    return Membership(
+        worker_id, token_id, renewed=bool(renewing_token_id) and token_id == renewing_token_id
+    )
 
 
-def record_telemetry(
-    conn: sqlite3.Connection,
-    worker_id: int,
-    cpu_percent: float,
-    memory_percent: float,
-    gpu: dict[str, Any] | None,
-    running_jobs: int,
-    seen_at: float,
-) -> None:
+def holds_token(conn: sqlite3.Connection, worker_id: int, token_id: str | None) -> bool:
+    """Whether `token_id` is the membership of a live worker: its tokens die with it."""
+    return (
+        conn.execute(
+            "SELECT 1 FROM workers WHERE id = ? AND alive = 1 AND token_id = ?",
+            (worker_id, token_id),
+        ).fetchone()
+        is not None
+    )
+
+
+@dataclass(frozen=True)
+class Load:
+    """A worker's latest figures: the host's (placement weighs them) and its own."""
+
+    cpu_percent: float
+    memory_percent: float
+    gpu: dict[str, Any] | None
+    process_cpu_percent: float
+    process_rss_bytes: int
+    running_jobs: int
+
+
+def record_telemetry(conn: sqlite3.Connection, worker_id: int, load: Load, seen_at: float) -> None:
     conn.execute(
-        "UPDATE workers SET cpu_percent = ?, memory_percent = ?, gpu = ?, running_jobs = ?,"
-        " last_seen = ? WHERE id = ?",
-        (cpu_percent, memory_percent, json.dumps(gpu), running_jobs, seen_at, worker_id),
+        "UPDATE workers SET cpu_percent = ?, memory_percent = ?, gpu = ?,"
+        " process_cpu_percent = ?, process_rss_bytes = ?, running_jobs = ?, last_seen = ?"
+        " WHERE id = ?",
+        (
+            load.cpu_percent,
+            load.memory_percent,
+            json.dumps(load.gpu),
+            load.process_cpu_percent,
+            load.process_rss_bytes,
+            load.running_jobs,
+            seen_at,
+            worker_id,
+        ),
     )
 
 

@@ -1,6 +1,8 @@
 """Wire protocol shared by the API, controller, scheduler and workers."""
 
+from protocol.join_proof import JoinProofs, is_nonce, new_nonce, proves
 from protocol.messages import (
+    MEMBERSHIP_ENDED,
     MESSAGE_TYPES,
     Ack,
     ControllerHeartbeat,
@@ -9,6 +11,8 @@ from protocol.messages import (
     JobResult,
     JobsQueued,
     JoinAccepted,
+    JoinChallenge,
+    JoinHello,
     JoinRefused,
     JoinRequest,
     Message,
@@ -16,11 +20,13 @@ from protocol.messages import (
     WorkloadsProgressed,
     decode,
     encode,
+    excerpt,
 )
 from protocol.progress_events import progress_events_address
 from protocol.statuses import JobOutcome, JobStatus, UserRole, WorkloadStatus
 
 __all__ = [
+    "MEMBERSHIP_ENDED",
     "MESSAGE_TYPES",
     "Ack",
     "ControllerHeartbeat",
@@ -31,6 +37,9 @@ __all__ = [
     "JobStatus",
     "JobsQueued",
     "JoinAccepted",
+    "JoinChallenge",
+    "JoinHello",
+    "JoinProofs",
     "JoinRefused",
     "JoinRequest",
     "Message",
@@ -40,5 +49,9 @@ __all__ = [
     "WorkloadsProgressed",
     "decode",
     "encode",
+    "excerpt",
+    "is_nonce",
+    "new_nonce",
     "progress_events_address",
+    "proves",
 ]

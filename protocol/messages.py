@@ -14,6 +14,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from dpip import defaults
 from dpip.errors import DPIPError
 
 
@@ -33,8 +34,29 @@ class Message:
 
 
 @dataclass(frozen=True)
+class JoinHello(Message):
+    """Worker → controller (req/rep): open a join; answered by a JoinChallenge.
+
+    The join token never crosses the wire: each side proves it knows it with an HMAC over
+    both sides' fresh nonces (`protocol/join_proof.py`).
+    """
+
+    kind: ClassVar[str] = "join_hello"
+    worker_nonce: str
+
+
+@dataclass(frozen=True)
+class JoinChallenge(Message):
+    """Controller → worker: the controller's nonce, and its proof that it knows the token."""
+
+    kind: ClassVar[str] = "join_challenge"
+    controller_nonce: str
+    controller_proof: str
+
+
+@dataclass(frozen=True)
 class JoinRequest(Message):
-    """Worker → controller (req/rep): ask to join the cluster."""
+    """Worker → controller (req/rep): ask to join the cluster, answering a JoinChallenge."""
 
     kind: ClassVar[str] = "join"
     worker_name: str
@@ -42,8 +64,10 @@ class JoinRequest(Message):
     concurrency: int
     rpc_host: str
     rpc_port: int
-    join_token: str
+    controller_nonce: str  # the challenge this request answers
+    proof: str  # the worker's proof over both nonces
     running_job_ids: tuple[int, ...] = ()
+    token_id: str = ""  # the membership a re-joining worker holds, to keep it and its jobs
 
 
 @dataclass(frozen=True)
@@ -61,6 +85,13 @@ class JoinAccepted(Message):
     controller_instance: str
     token_expires_at_ms: int = 0  # the worker re-joins for a fresh token halfway there
     accepted_at_ms: int = 0  # controller clock; heartbeats sent before this are stale
+    token_id: str = ""  # the membership `worker_token` belongs to; it dies with it
+    proof: str = ""  # the controller's proof over both nonces and this message
+
+
+# The API's error code (401) for a worker token whose membership (`token_id`) ended: the
+# worker was declared dead or joined anew, so its jobs were taken back.
+MEMBERSHIP_ENDED = "membership_ended"
 
 
 @dataclass(frozen=True)
@@ -69,6 +100,7 @@ class JoinRefused(Message):
 
     kind: ClassVar[str] = "join_refused"
     reason: str
+    proof: str = ""  # as in JoinAccepted; none when the worker proved nothing
 
 
 @dataclass(frozen=True)
@@ -78,12 +110,15 @@ class Telemetry(Message):
     kind: ClassVar[str] = "telemetry"
     worker_id: int
     worker_name: str
-    cpu_percent: float
-    memory_percent: float
+    cpu_percent: float  # the host's, as placement weighs it
+    memory_percent: float  # the host's
     gpu: dict[str, Any] | None
     running_job_ids: tuple[int, ...]
     sent_at_ms: int
     worker_key: str = ""  # the rpc key of the worker's join: proves who sends this
+    # The worker's own load: its process and its pool's, which tells apart workers on one host.
+    process_cpu_percent: float = 0.0
+    process_rss_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -154,6 +189,8 @@ class WorkloadsProgressed(Message):
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.kind: cls
     for cls in (
+        JoinHello,
+        JoinChallenge,
         JoinRequest,
         JoinAccepted,
         JoinRefused,
@@ -166,6 +203,16 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         WorkloadsProgressed,
     )
 }
+
+
+def excerpt(text: str, limit: int = defaults.LOG_QUOTE_CHARS) -> str:
+    """Return `text` cut to `limit` characters, saying how long it was.
+
+    For a peer's text in an error or a log line: the peer chooses its length.
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
 
 
 def encode(message: Message) -> bytes:
@@ -217,12 +264,12 @@ def decode(data: bytes, expected: type[Message] | None = None) -> Message:
         }
         for name, value in values.items():
             if name not in hints or not _conforms(value, hints[name]):
-                raise DecodeError(f"field {name!r} of {cls.kind} has a wrong type")
+                raise DecodeError(f"field {excerpt(name)!r} of {cls.kind} has a wrong type")
         message = cls(**values)
     except DecodeError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
-        raise DecodeError(f"not a protocol message: {e}") from e
+        raise DecodeError(f"not a protocol message: {excerpt(str(e))}") from e
     if expected is not None and not isinstance(message, expected):
         raise DecodeError(f"expected {expected.kind}, got {message.kind}")
     return message

@@ -11,6 +11,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -22,7 +23,17 @@ import requests
 from PIL import Image
 
 from dpip.defaults import WORKLOAD_WAIT_MAX_S
-from protocol import JoinRequest, decode
+from protocol import (
+    JoinAccepted,
+    JoinChallenge,
+    JoinHello,
+    JoinProofs,
+    JoinRequest,
+    Message,
+    Telemetry,
+    decode,
+    new_nonce,
+)
 
 ADMIN_PASSWORD = "admin-password-for-tests"
 TELEMETRY_INTERVAL_MS = 250
@@ -187,14 +198,16 @@ class Cluster:
         *,
         netns: str | None = None,
         advertise_host: str | None = None,
+        controller_port: int | None = None,
     ) -> None:
+        """`controller_port`: dial that port instead of the controller's (a test's relay)."""
         env = dict(self.env)
         if join_token is not None:
             env["DPIP_JOIN_TOKEN"] = join_token
         argv = [
             str(BIN / "worker"),
             "--controller",
-            f"{self.host}:{self.controller_port}",
+            f"{self.host}:{controller_port or self.controller_port}",
             "--worker-name",
             name,
             "--concurrency",
@@ -353,12 +366,80 @@ def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (32, 24), seed: int = 
     return out.getvalue()
 
 
-def join(cluster: Cluster, token: str, name: str = "fake-worker", rpc_port: int = 9):
-    """Send a JoinRequest to the cluster's controller, as a worker would; return the reply."""
+def join_over(
+    sock: pynng.Req0,
+    token: str,
+    name: str,
+    rpc_port: int = 9,
+    tags: tuple[str, ...] = (),
+    token_id: str = "",
+) -> Message:
+    """Join over `sock` as a worker does (hello, challenge, request with its proof, keyed by
+    `token`); return the reply. The controller's proof goes unchecked: tests use wrong tokens.
+    `token_id` renews that membership, as a re-joining worker does."""
+    worker_nonce = new_nonce()
+    sock.send(JoinHello(worker_nonce).encode())
+    challenge = decode(sock.recv(), JoinChallenge)
+    proofs = JoinProofs(token, worker_nonce, challenge.controller_nonce)
+    nonce, proof = challenge.controller_nonce, proofs.worker()
+    request = JoinRequest(name, tags, 1, "127.0.0.1", rpc_port, nonce, proof, token_id=token_id)
+    sock.send(request.encode())
+    return decode(sock.recv())
+
+
+def join(
+    cluster: Cluster, token: str, name: str = "fake-worker", rpc_port: int = 9, token_id: str = ""
+) -> Message:
+    """Join the cluster's controller as a worker would, on a connection of its own."""
     with pynng.Req0(recv_timeout=5000, send_timeout=5000) as sock:
         sock.dial(f"tcp://127.0.0.1:{cluster.controller_port}")
-        sock.send(JoinRequest(name, (), 1, "127.0.0.1", rpc_port, token).encode())
-        return decode(sock.recv())
+        return join_over(sock, token, name, rpc_port, token_id=token_id)
+
+
+class FakeWorker:
+    """A worker made of the test's sockets; `live_fake_worker` keeps it alive."""
+
+    def __init__(self, cluster: Cluster, name: str) -> None:
+        self.cluster = cluster
+        self.name = name
+        self.accepted = self.join()
+
+    def join(self, token_id: str = "") -> JoinAccepted:
+        """Join (again); `token_id` renews that membership. Telemetry follows the new key."""
+        token = (self.cluster.data_dir / "join_token").read_text().strip()
+        accepted = join(self.cluster, token, self.name, token_id=token_id)
+        assert isinstance(accepted, JoinAccepted), accepted
+        self.accepted = accepted
+        return accepted
+
+    def report(self, pub: pynng.Pub0) -> None:
+        accepted = self.accepted
+        sample = Telemetry(accepted.worker_id, self.name, 0.0, 0.0, None, (), 0, accepted.rpc_key)
+        pub.send(sample.encode())
+
+
+@contextlib.contextmanager
+def live_fake_worker(cluster: Cluster, name: str) -> Iterator[FakeWorker]:
+    """Join a fake worker and keep it alive with telemetry until the block ends.
+
+    A worker token is valid only while its worker lives: a fake worker that sends no
+    telemetry is declared dead, and its token dies, within 3 intervals.
+    """
+    worker = FakeWorker(cluster, name)
+    stop = threading.Event()
+
+    def keep_alive(pub: pynng.Pub0) -> None:
+        while not stop.wait(TELEMETRY_INTERVAL_MS / 2000):
+            worker.report(pub)
+
+    with pynng.Pub0(dial=f"tcp://127.0.0.1:{worker.accepted.telemetry_port}") as pub:
+        reporter = threading.Thread(target=keep_alive, args=(pub,), daemon=True)
+        reporter.start()
+        try:
+            yield worker
+        finally:
+            stop.set()
+            reporter.join()
 
 
 def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:

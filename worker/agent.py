@@ -17,10 +17,15 @@ import time
 from dpip import defaults
 from protocol import JobResult, JoinAccepted, JoinRequest, Telemetry
 from worker.config import WorkerConfig
-from worker.controller_link import ControllerLink, ControllerUnavailable, JoinRefusedError
+from worker.controller_link import (
+    ControllerLink,
+    ControllerNotProven,
+    ControllerUnavailable,
+    JoinRefusedError,
+)
 from worker.job_runner import JobRunner
 from worker.rpc_service import JobService, start_rpc_server
-from worker.telemetry import LoadSampler
+from worker.telemetry import LoadSampler, ProcessSampler
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +46,11 @@ class WorkerAgent:
         self.link = ControllerLink(
             config.controller_host, config.controller_port, config.request_timeout_ms
         )
-        self.runner = JobRunner(config.concurrency, self._queue_result)
+        self.runner = JobRunner(config.concurrency, self._queue_result, config.job_time_limit_s)
         service = JobService(self._current_rpc_key, self.runner.submit)
-        self.rpc_server = start_rpc_server(service, config.listen_host, config.rpc_port)
+        self.rpc_server = start_rpc_server(
+            service, config.listen_host, config.rpc_port, config.rpc_max_frame_bytes
+        )
 
     def _current_rpc_key(self) -> str | None:
         session = self._session
@@ -99,19 +106,26 @@ class WorkerAgent:
                 concurrency=self.config.concurrency,
                 rpc_host=self.config.advertise_host,
                 rpc_port=self.rpc_server.port,
-                join_token=self.config.join_token,
+                controller_nonce="",  # the handshake fills in these two
+                proof="",
                 running_job_ids=self.runner.running_job_ids,
+                # Renews this membership, if it still lives, so running jobs' tokens stay valid.
+                token_id=self._session.token_id if self._session else "",
             )
             try:
-                session = self.link.join(request)
+                session = self.link.join(request, self.config.join_token)
             except ControllerUnavailable as e:
+                if isinstance(e, ControllerNotProven) and self._session is None:
+                    # Never joined: most likely a wrong join token, which retrying cannot fix.
+                    raise JoinRefusedError(str(e)) from e
                 log.info("controller not reachable (%s); retrying in %.1fs", e, delay)
                 self._stopping.wait(delay)
                 delay = min(delay * 2, defaults.MAX_JOIN_BACKOFF_MS / 1000)
                 continue
-            self.link.open_channels(session.telemetry_port, session.broadcast_port)
+            # Take jobs first: the scheduler may send one as soon as it has stored the join.
             self.runner.set_session(session.worker_id, session.api_url, session.worker_token)
             self._session = session
+            self.link.open_channels(session.telemetry_port, session.broadcast_port)
             self._joined.set()
             log.info("joined as worker %s; API at %s", session.worker_id, session.api_url)
             return session
@@ -150,11 +164,12 @@ class WorkerAgent:
                 return
 
     def _publish_telemetry(self) -> None:
-        sampler = LoadSampler()
+        sampler, own_sampler = LoadSampler(), ProcessSampler()
         self._joined.wait()
         while True:
             session = self._session
             cpu, memory, gpu = sampler.sample()
+            own_cpu, own_rss = own_sampler.sample()
             self.link.publish(
                 Telemetry(
                     worker_id=session.worker_id,
@@ -165,6 +180,8 @@ class WorkerAgent:
                     running_job_ids=self.runner.running_job_ids,
                     sent_at_ms=int(time.time() * 1000),
                     worker_key=session.rpc_key,
+                    process_cpu_percent=own_cpu,
+                    process_rss_bytes=own_rss,
                 )
             )
             if self._jobs_finished.wait(session.telemetry_interval_ms / 1000):

@@ -15,23 +15,31 @@ import urllib3
 
 from dpip import defaults
 from dpip.errors import DPIPError
+from protocol import MEMBERSHIP_ENDED
 
 log = logging.getLogger(__name__)
 
 
 class JobTaken(DPIPError):
-    """Raised when the API says the job is no longer this worker's (reassigned or gone)."""
+    """Raised when the API says the job is no longer this worker's (reassigned or gone, or
+    the worker's token died with its membership)."""
 
 
 class ApiUnavailable(DPIPError):
     """Raised when the API cannot be reached or answers with an unexpected error."""
 
 
-def _message(response: urllib3.BaseHTTPResponse) -> str:
+def _error(response: urllib3.BaseHTTPResponse) -> tuple[str, str]:
+    """The API's error code and message, as far as the answer has them."""
     try:
-        return json.loads(response.data).get("message", response.reason)
+        body = json.loads(response.data)
+        return body.get("error", ""), body.get("message", response.reason)
     except (ValueError, AttributeError):
-        return response.reason or f"HTTP {response.status}"
+        return "", response.reason or f"HTTP {response.status}"
+
+
+def _message(response: urllib3.BaseHTTPResponse) -> str:
+    return _error(response)[1]
 
 
 class ApiClient:
@@ -70,7 +78,9 @@ class ApiClient:
             log.warning("%s; retrying in %.2fs", problem, delay)
             time.sleep(delay)  # recovery only: the API is down or failing
             delay = min(delay * 2, 2.0)
-        if response.status in (404, 409):
+        # A token that died with the worker's membership: that took the worker's jobs back
+        # too. The worker re-joins once the controller's heartbeats leave it out.
+        if response.status in (404, 409) or _error(response)[0] == MEMBERSHIP_ENDED:
             raise JobTaken(_message(response))
         if response.status >= 300:
             raise ApiUnavailable(f"{method} {path}: HTTP {response.status} {_message(response)}")

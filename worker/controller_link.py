@@ -1,12 +1,15 @@
 """The worker's nng sockets to the controller; pynng errors stop here.
 
-req → controller port: join and job results (answered);
+req → controller port: join (a handshake) and job results (answered);
 pub → telemetry port: load reports; sub ← broadcast port: controller heartbeats.
+Every socket refuses messages over the size limit (nng closes the connection).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import threading
 
 import pynng
@@ -19,11 +22,18 @@ from protocol import (
     DecodeError,
     JobResult,
     JoinAccepted,
+    JoinChallenge,
+    JoinHello,
+    JoinProofs,
     JoinRefused,
     JoinRequest,
     Message,
     Telemetry,
     decode,
+    excerpt,
+    is_nonce,
+    new_nonce,
+    proves,
 )
 
 log = logging.getLogger(__name__)
@@ -33,10 +43,26 @@ class ControllerUnavailable(DPIPError):
     """Raised when the controller does not answer in time."""
 
 
+class ControllerNotProven(ControllerUnavailable):
+    """Raised when the peer on the controller port does not prove it knows the join token."""
+
+
 class JoinRefusedError(DPIPError):
     """Raised when the controller refuses this worker (wrong join token, bad fields)."""
 
     exit_code = 2
+
+
+def max_message_bytes() -> int:
+    """The largest nng message this worker reads (DPIP_NNG_MAX_MESSAGE_BYTES, as the controller)."""
+    return int(os.environ.get("DPIP_NNG_MAX_MESSAGE_BYTES", defaults.NNG_MAX_MESSAGE_BYTES))
+
+
+def _describe(reply: Message) -> str:
+    if isinstance(reply, JoinRefused | Ack):
+        detail = reply.reason if isinstance(reply, JoinRefused) else reply.detail
+        return f"{reply.kind} ({excerpt(detail)})"
+    return reply.kind
 
 
 class ControllerLink:
@@ -44,10 +70,15 @@ class ControllerLink:
 
     def __init__(self, host: str, port: int, timeout_ms: int) -> None:
         self._host = host
+        self._peer = f"the controller at {host}:{port}"
         self._timeout_ms = timeout_ms
         self._req_lock = threading.Lock()
+        self._max_message_bytes = max_message_bytes()
         self._req = pynng.Req0(
-            recv_timeout=timeout_ms, send_timeout=timeout_ms, resend_time=timeout_ms
+            recv_timeout=timeout_ms,
+            send_timeout=timeout_ms,
+            resend_time=timeout_ms,
+            recv_max_size=self._max_message_bytes,
         )
         self._req.dial(f"tcp://{host}:{port}", block=False)
         self._channel_lock = threading.Lock()
@@ -64,12 +95,34 @@ class ControllerLink:
             except (pynng.NNGException, DecodeError) as e:
                 raise ControllerUnavailable(f"no answer from the controller: {e}") from e
 
-    def join(self, request: JoinRequest) -> JoinAccepted:
-        reply = self._request(request, defaults.JOIN_TIMEOUT_MS)
+    def join(self, request: JoinRequest, join_token: str) -> JoinAccepted:
+        """Join through the handshake (`protocol/join_proof.py`); `request` without its proof.
+
+        Nothing but a nonce goes out before the peer proved it knows the join token, and
+        only an answer carrying the controller's proof is trusted.
+        """
+        worker_nonce = new_nonce()
+        challenge = self._request(JoinHello(worker_nonce), defaults.JOIN_TIMEOUT_MS)
+        if not isinstance(challenge, JoinChallenge) or not is_nonce(challenge.controller_nonce):
+            raise ControllerNotProven(f"{self._peer} answered a join hello with {challenge.kind}")
+        proofs = JoinProofs(join_token, worker_nonce, challenge.controller_nonce)
+        if not proves(proofs.controller(), challenge.controller_proof):
+            raise ControllerNotProven(
+                f"{self._peer} did not prove it knows the join token: the join token is wrong"
+                " (see 'dpip join-token'), or another process holds the controller's port"
+            )
+        proven = dataclasses.replace(
+            request, controller_nonce=challenge.controller_nonce, proof=proofs.worker()
+        )
+        reply = self._request(proven, defaults.JOIN_TIMEOUT_MS)
+        if not isinstance(reply, JoinAccepted | JoinRefused) or not proves(
+            proofs.reply(reply), reply.proof
+        ):
+            # The real controller's refusals of a proven worker carry its proof too, so this
+            # is an expired challenge, or someone else answering: try again.
+            raise ControllerUnavailable(f"join not completed: {_describe(reply)}")
         if isinstance(reply, JoinRefused):
             raise JoinRefusedError(reply.reason)
-        if not isinstance(reply, JoinAccepted):
-            raise ControllerUnavailable(f"unexpected answer to join: {reply.kind}")
         return reply
 
     def report(self, result: JobResult) -> None:
@@ -83,9 +136,11 @@ class ControllerLink:
             return
         with self._channel_lock:
             self._close_channels()
-            self._pub = pynng.Pub0(send_timeout=self._timeout_ms)
+            self._pub = pynng.Pub0(
+                send_timeout=self._timeout_ms, recv_max_size=self._max_message_bytes
+            )
             self._pub.dial(f"tcp://{self._host}:{telemetry_port}", block=False)
-            self._sub = pynng.Sub0()
+            self._sub = pynng.Sub0(recv_max_size=self._max_message_bytes)
             self._sub.subscribe(b"")
             self._sub.dial(f"tcp://{self._host}:{broadcast_port}", block=False)
             self._ports = (telemetry_port, broadcast_port)

@@ -9,8 +9,8 @@ import time
 
 import pynng
 
-from protocol import Ack, JobResult, JoinAccepted, JoinRequest, Telemetry, decode
-from tests.conftest import ADMIN_PASSWORD, image_bytes, join, wait_until
+from protocol import Ack, JobResult, JoinAccepted, Telemetry, decode
+from tests.conftest import ADMIN_PASSWORD, image_bytes, join, join_over, wait_until
 
 FORGED_CPU = 99.25
 
@@ -58,12 +58,9 @@ def test_only_the_workers_own_key_can_fail_its_job(cluster):
         silent_rpc_port.listen()
         req.dial(f"tcp://127.0.0.1:{cluster.controller_port}")
         token = (cluster.data_dir / "join_token").read_text().strip()
-        req.send(
-            JoinRequest(
-                "key-holder", ("forge",), 1, "127.0.0.1", silent_rpc_port.getsockname()[1], token
-            ).encode()
-        )
-        accepted = decode(req.recv(), JoinAccepted)
+        rpc_port = silent_rpc_port.getsockname()[1]
+        accepted = join_over(req, token, "key-holder", rpc_port, ("forge",))
+        assert isinstance(accepted, JoinAccepted), accepted
         pub.dial(f"tcp://127.0.0.1:{accepted.telemetry_port}")
 
         def stay_alive() -> None:  # genuine telemetry, so the fake worker is not declared dead

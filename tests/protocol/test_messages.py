@@ -16,6 +16,8 @@ from protocol import (
     JobResult,
     JobsQueued,
     JoinAccepted,
+    JoinChallenge,
+    JoinHello,
     JoinRefused,
     JoinRequest,
     Message,
@@ -26,14 +28,18 @@ from protocol import (
 )
 
 SAMPLES: list[Message] = [
+    JoinHello(worker_nonce="ab" * 16),
+    JoinChallenge(controller_nonce="cd" * 16, controller_proof="ef" * 32),
     JoinRequest(
         worker_name="worker-1",
         tags=("gpu", "ssd"),
         concurrency=4,
         rpc_host="127.0.0.1",
         rpc_port=18861,
-        join_token="s3cret",
+        controller_nonce="cd" * 16,
+        proof="01" * 32,
         running_job_ids=(3, 7),
+        token_id="membership-1",
     ),
     JoinAccepted(
         worker_id=2,
@@ -44,8 +50,10 @@ SAMPLES: list[Message] = [
         broadcast_port=40901,
         telemetry_interval_ms=1000,
         controller_instance="abc123",
+        token_id="membership-1",
+        proof="23" * 32,
     ),
-    JoinRefused(reason="wrong join token"),
+    JoinRefused(reason="wrong join token", proof="45" * 32),
     Telemetry(
         worker_id=2,
         worker_name="worker-1",
@@ -72,7 +80,9 @@ SAMPLES: list[Message] = [
 
 # Messages built with their defaults and the odd values (empty tuples, None).
 DEFAULTS: list[Message] = [
-    JoinRequest("w", (), 1, "h", 1, "t"),
+    JoinRequest("w", (), 1, "h", 1, "n", "p"),
+    JoinAccepted(1, "u", "t", "k", 1, 2, 3, "i"),
+    JoinRefused("no"),
     Telemetry(1, "w", 0.0, 0.0, None, (), 0),
     JobAssignment(1, 1, 1, "grayscale"),
     JobResult(1, 1, "done"),
@@ -127,7 +137,7 @@ def test_encoding_is_tagged_json() -> None:
 
 
 def test_kinds_are_unique() -> None:
-    assert len(MESSAGE_TYPES) == 10
+    assert len(MESSAGE_TYPES) == 12
     assert all(cls.kind == kind for kind, cls in MESSAGE_TYPES.items())
 
 
@@ -240,7 +250,8 @@ def test_deeply_nested_json_is_a_decode_error() -> None:
             "concurrency": 1,
             "rpc_host": "h",
             "rpc_port": 1,
-            "join_token": 5,
+            "controller_nonce": "n",
+            "proof": 5,
         },
         {
             "kind": "telemetry",
@@ -253,8 +264,24 @@ def test_deeply_nested_json_is_a_decode_error() -> None:
             "sent_at_ms": 0,
         },
     ],
-    ids=["join-token-int", "telemetry-strings"],
+    ids=["join-proof-int", "telemetry-strings"],
 )
 def test_wrongly_typed_fields_are_a_decode_error(payload: dict) -> None:
     with pytest.raises(DecodeError):
         decode(json.dumps(payload).encode())
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(json.dumps({"kind": "x" * 900_000}).encode(), id="long-kind"),
+        pytest.param(json.dumps({"kind": "ack", "x" * 900_000: 1}).encode(), id="long-field-name"),
+        pytest.param(b"{" + b" " * 900_000, id="long-garbage"),
+    ],
+)
+def test_a_decode_error_quotes_little_of_the_peers_text(data: bytes) -> None:
+    """Regression test: the message quoted the peer's kind or field name whole, so each
+    refusal of a 900 KB message wrote 900 KB of log."""
+    with pytest.raises(DecodeError) as raised:
+        decode(data)
+    assert len(str(raised.value)) < 200

@@ -48,6 +48,16 @@ def database(cluster) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
 
 
+def recorded_cpu(cluster, worker_id: int) -> float:
+    """The host CPU figure the datastore holds for a worker (from its latest telemetry)."""
+    conn = database(cluster)
+    try:
+        query = "SELECT cpu_percent FROM workers WHERE id = ?"
+        return conn.execute(query, (worker_id,)).fetchone()[0]
+    finally:
+        conn.close()
+
+
 @dataclass(frozen=True)
 class State:
     """What a refused request must not change."""

@@ -9,6 +9,7 @@ from flask import Flask
 from api import auth, db, images, status, tokens, users, workloads
 from api.config import ApiConfig
 from api.errors import register_error_handlers
+from api.inputs import ID_CONVERTER, IdConverter
 from api.json_provider import OrjsonProvider
 from api.notify import ControllerNotifier
 from api.progress_watch import ProgressWatch
@@ -31,7 +32,7 @@ def create_app(config: ApiConfig, test_config: dict | None = None) -> Flask:
     app.json = OrjsonProvider(app)
     if test_config:
         app.config.update(test_config)
-    config.images_dir.mkdir(parents=True, exist_ok=True)
+    app.url_map.converters[ID_CONVERTER] = IdConverter
     connect(config.database_path).close()  # create the schema before the first request
     app.extensions["dpip_images"] = ImageStore(config.images_dir)
     app.extensions["dpip_notifier"] = ControllerNotifier(config.controller_address)

@@ -1,22 +1,25 @@
 """Log in (HTTP Basic or JSON) and log out (revoke the token for good).
 
-Failed logins are throttled per (username, address) and per address (`api.login_throttle`):
-a throttled client gets 429 `too_many_attempts` with Retry-After, even with the right password.
+Every password check (a login, or the current password of a password change) goes through
+the login throttle (`api.login_throttle`): per (username, address), per address and per
+account. A throttled client gets 429 `too_many_attempts` with Retry-After, even with the right
+password, so a stolen token cannot guess its owner's password faster than a login can.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+import sqlite3
+
+from flask import Blueprint, abort, current_app, jsonify, request
 from flask.blueprints import BlueprintSetupState
 from flask_jwt_extended import get_jwt, jwt_required
 
 from api.db import get_db
 from api.errors import APIError, error_response
 from api.inputs import is_utf8, json_body
-from api.login_throttle import LoginThrottle, retry_after_header
-from api.tokens import mint_token
+from api.login_throttle import AccountDelay, LoginThrottle, retry_after_header
+from api.tokens import mint_user_token
 from datastore import transaction, users
-from protocol import UserRole
 
 bp = Blueprint("auth", __name__)
 
@@ -31,6 +34,12 @@ def _install_throttle(state: BlueprintSetupState) -> None:
         max_failures=config.login_max_failures,
         window_s=config.login_window_s,
         max_failures_per_address=config.login_max_failures_per_address,
+        account_delay=AccountDelay(
+            max_failures=config.login_account_max_failures,
+            first_delay_s=config.login_account_first_delay_s,
+            max_delay_s=config.login_account_max_delay_s,
+            memory_s=config.login_account_memory_s,
+        ),
     )
 
 
@@ -54,12 +63,14 @@ def _credentials() -> tuple[str, str]:
     return username, password
 
 
-@bp.route("/login", methods=["POST", "GET"])
-def login():
-    username, password = _credentials()
+def verify_password(username: str, password: str) -> sqlite3.Row | None:
+    """Return the user when the password is theirs, None when not (a counted failure).
+
+    A throttled client is answered 429 with Retry-After at once, before any password check.
+    """
     address = request.remote_addr or "unknown"
     throttle = _throttle()
-    wait_s = throttle.retry_after(username, address)
+    wait_s = throttle.admit(username, address)
     if wait_s > 0:
         retry_after = retry_after_header(wait_s)
         response = error_response(
@@ -68,15 +79,22 @@ def login():
             f"too many failed logins; try again in {retry_after} s",
         )
         response.headers["Retry-After"] = retry_after
-        return response
+        abort(response)
     readable = is_utf8(username) and is_utf8(password)
     user = users.authenticate(get_db(), username, password) if readable else None
     if user is None:
         throttle.record_failure(username, address)
+    else:
+        throttle.record_success(username, address)
+    return user
+
+
+@bp.route("/login", methods=["POST", "GET"])
+def login():
+    user = verify_password(*_credentials())
+    if user is None:
         raise APIError(401, "bad_credentials", "wrong username or password")
-    throttle.record_success(username, address)
-    token = mint_token(user["id"], UserRole(user["role"]))
-    return jsonify(user=user["username"], role=user["role"], token=token)
+    return jsonify(user=user["username"], role=user["role"], token=mint_user_token(user))
 
 
 @bp.delete("/logout")

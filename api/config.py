@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dpip import defaults
+from imaging import CostLimits
 
 
 @dataclass(frozen=True)
@@ -18,11 +19,18 @@ class ApiConfig:
     controller_address: str | None = None  # host:port of the controller, for job hints
     max_upload_bytes: int = defaults.MAX_UPLOAD_BYTES
     max_image_pixels: int = defaults.MAX_IMAGE_PIXELS
+    image_cost_limits: CostLimits = field(default_factory=CostLimits)  # scans, frames, blocks
     token_ttl_seconds: int = defaults.TOKEN_TTL_SECONDS
     dead_after_intervals: int = defaults.DEAD_AFTER_INTERVALS
     login_max_failures: int = defaults.LOGIN_MAX_FAILURES  # per (username, address) and window
     login_max_failures_per_address: int = defaults.LOGIN_MAX_FAILURES_PER_ADDRESS
     login_window_s: float = defaults.LOGIN_WINDOW_S
+    # Per account (username), from any addresses: failures before a delay, then the delay
+    # doubles per failure up to the cap; failures are forgotten `memory_s` after the last.
+    login_account_max_failures: int = defaults.LOGIN_ACCOUNT_MAX_FAILURES
+    login_account_first_delay_s: float = defaults.LOGIN_ACCOUNT_FIRST_DELAY_S
+    login_account_max_delay_s: float = defaults.LOGIN_ACCOUNT_MAX_DELAY_S
+    login_account_memory_s: float = defaults.LOGIN_ACCOUNT_MEMORY_S
     max_waiting_requests: int = defaults.API_THREADS // 2  # per process: GET ...?wait= requests
     workload_wait_recheck_s: float = defaults.WORKLOAD_WAIT_RECHECK_S
 

@@ -7,14 +7,14 @@ import sqlite3
 from flask import Blueprint, current_app, jsonify, request, send_file
 from flask_jwt_extended import jwt_required
 
-from api.access import visible_workload
+from api.access import require_assigned_job, require_result_of_own_job, visible_workload
 from api.db import get_db
 from api.errors import APIError, bad_request, forbidden, not_found
 from api.inputs import ID_CONVERTER, parse_id, request_fields
 from api.storage import ImageStore
 from api.tokens import Principal, current_principal
 from datastore import jobs, transaction, workloads
-from imaging import ImageInfo, ImageTooLarge, NotAnImage, inspect_image
+from imaging import ImageInfo, ImageTooComplex, ImageTooLarge, NotAnImage, inspect_image
 
 bp = Blueprint("images", __name__)
 
@@ -62,19 +62,18 @@ def _uploaded_bytes() -> bytes:
 
 def _inspect_upload() -> tuple[bytes, ImageInfo]:
     data = _uploaded_bytes()
+    config = current_app.config["DPIP"]
     try:
-        return data, inspect_image(data, current_app.config["DPIP"].max_image_pixels)
+        return data, inspect_image(data, config.max_image_pixels, config.image_cost_limits)
     except ImageTooLarge as e:
         raise APIError(413, "image_too_large", str(e)) from e
+    except ImageTooComplex as e:
+        raise bad_request(str(e), "image_too_complex") from e
     except NotAnImage as e:
         raise bad_request(str(e), "not_an_image") from e
 
 
-def _store_original(
-    principal: Principal, workload: sqlite3.Row, data: bytes, info: ImageInfo
-) -> int:
-    if principal.is_worker:
-        raise forbidden("workers may upload only filtered results")
+def _store_original(workload: sqlite3.Row, data: bytes, info: ImageInfo) -> int:
     store = _store()
     with store.staged(workload["dir_name"], data) as put, transaction(get_db()) as db:
         number = workloads.add_original(db, workload["id"], info.format, info.width, info.height)
@@ -103,10 +102,11 @@ def upload_image():
     principal = current_principal()
     fields = request_fields(include_query=True)
     kind = _image_type(fields)
+    require_result_of_own_job(principal, fields, kind)
     workload = visible_workload(principal, parse_id(fields, "workload_id"))
     data, info = _inspect_upload()
     if kind == "original":
-        number = _store_original(principal, workload, data, info)
+        number = _store_original(workload, data, info)
     else:
         number = parse_id(fields, "image_id", " (the number of the original)")
         _store_filtered(principal, workload, number, data)
@@ -119,14 +119,12 @@ def download_image(image_id: int):
     principal = current_principal()
     fields = request_fields(include_query=True)
     kind = _image_type(fields)
-    workload = visible_workload(principal, parse_id(fields, "workload_id", WORKLOAD_HINT))
+    workload_id = parse_id(fields, "workload_id", WORKLOAD_HINT)
+    require_assigned_job(principal, workload_id, image_id, kind)
+    workload = visible_workload(principal, workload_id)
     image = workloads.get_image(get_db(), workload["id"], image_id)
     if image is None:
         raise not_found(f"image {image_id} does not exist in workload {workload['id']}")
-    if principal.is_worker and (
-        kind != "original" or not jobs.is_assigned(get_db(), workload["id"], image_id, principal.id)
-    ):
-        raise not_found(f"image {image_id} is not part of a job assigned to you")
     if kind == "filtered" and image["status"] != jobs.DONE:
         detail = f"failed: {image['error']}" if image["status"] == jobs.FAILED else "not ready yet"
         raise not_found(f"image {image_id} has no filtered result ({detail})")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import request
+from werkzeug.routing import IntegerConverter, Map
 
 from api.errors import bad_request
 
@@ -15,8 +17,18 @@ def iso_time(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
 
 
-# URL converter for ids: larger numbers would overflow SQLite's integers, so they do not match.
-ID_CONVERTER = f"int(max={2**62})"
+MAX_ID = 2**62  # larger numbers would overflow SQLite's integers
+ID_CONVERTER = "id"  # the URL converter of ids, registered by the app
+
+
+class IdConverter(IntegerConverter):
+    """Ids in URLs: ASCII digits only (Werkzeug's `int` matches any script's digits, so
+    an Arabic-Indic one read as workload 1), at most MAX_ID; anything else does not match (404)."""
+
+    regex = r"[0-9]+"
+
+    def __init__(self, url_map: Map) -> None:
+        super().__init__(url_map, max=MAX_ID)
 
 
 def is_utf8(value: str) -> bool:
@@ -38,32 +50,48 @@ def json_body() -> Any:
         return None
 
 
-def request_fields(include_query: bool = False) -> dict[str, Any]:
+class RequestFields(dict[str, Any]):
+    """A request's fields, remembering which came typed from a JSON body, not as text."""
+
+    def __init__(self, text: Mapping[str, str], json: Mapping[str, Any]) -> None:
+        super().__init__(text)
+        self.update(json)
+        self.from_json = frozenset(json)
+
+
+def request_fields(include_query: bool = False) -> RequestFields:
     """Merge the query string (optionally), the form body and a JSON object body."""
-    fields: dict[str, Any] = {}
+    text: dict[str, str] = {}
     if include_query:
-        fields.update(request.args.to_dict())
-    fields.update(request.form.to_dict())
+        text.update(request.args.to_dict())
+    text.update(request.form.to_dict())
     body = json_body()
     if request.is_json and request.content_length and body is None:
         raise bad_request("the body is not valid JSON", "invalid_json")
     if body is not None and not isinstance(body, dict):
         raise bad_request("the JSON body must be an object", "invalid_json")
-    fields.update(body or {})
-    return fields
+    return RequestFields(text, body or {})
 
 
-def parse_id(fields: dict[str, Any], name: str, hint: str = "") -> int:
-    """Return a non-negative integer field, or answer 400 saying what to send."""
+def parse_id(fields: Mapping[str, Any], name: str, hint: str = "") -> int:
+    """Return an id field (a whole number from 0 to 2^62), or answer 400 saying what to send.
+
+    In JSON an id is an integer (not 1.5, 1.0, "1" or true); as text (a query string, a
+    form field) it is ASCII digits only (not " 1", "1_0", "+1" or other scripts' digits).
+    """
     value = fields.get(name)
     if value is None or value == "":
         raise bad_request(f"missing field '{name}'{hint}", "missing_field")
-    if isinstance(value, bool):
+    if isinstance(fields, RequestFields) and name in fields.from_json:
+        is_whole_number = type(value) is int  # bool is a subclass of int, so not isinstance
+    else:
+        is_whole_number = isinstance(value, str) and value.isascii() and value.isdigit()
+    if not is_whole_number:
         raise bad_request(f"'{name}' must be a whole number", "invalid_field")
     try:
         number = int(value)
-    except (TypeError, ValueError, OverflowError):
-        raise bad_request(f"'{name}' must be a whole number", "invalid_field") from None
-    if number < 0 or number > 2**62:
+    except ValueError:  # more digits than Python converts
+        number = MAX_ID + 1
+    if not 0 <= number <= MAX_ID:
         raise bad_request(f"'{name}' is out of range", "invalid_field")
     return number

@@ -1,4 +1,9 @@
-"""Image files on disk: one directory per workload, written to a temp name then renamed."""
+"""Image files on disk: one directory per workload, written to a temp name then renamed.
+
+The root and every workload directory are 0700 (files 0600, from `mkstemp`), like the data
+dir: a workload directory's name holds the workload's name, which other local users should
+not be able to list.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +18,22 @@ from api.errors import APIError
 
 KINDS = ("original", "filtered")
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+PRIVATE_DIR_MODE = 0o700
 
 
 class ImageStore:
     """Paths and atomic writes under the images root."""
 
     def __init__(self, root: Path) -> None:
+        """Create the root if needed, and make it and the directories in it private.
+
+        Directories made by earlier versions were 0755; this closes them at start.
+        """
         self.root = root
+        root.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+        workload_dirs = (c for c in root.iterdir() if c.is_dir() and not c.is_symlink())
+        for directory in (root, *workload_dirs):
+            directory.chmod(PRIVATE_DIR_MODE)
 
     def path(self, dir_name: str, number: int, kind: str, extension: str) -> Path:
         return self.root / dir_name / f"{number}.{kind}.{extension}"
@@ -31,7 +45,7 @@ class ImageStore:
             try:
                 fd, name = tempfile.mkstemp(dir=directory, prefix=".upload-", suffix=".tmp")
             except FileNotFoundError:  # the workload's first image: make its directory
-                directory.mkdir(parents=True, exist_ok=True)
+                directory.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
                 fd, name = tempfile.mkstemp(dir=directory, prefix=".upload-", suffix=".tmp")
         except OSError as e:
             raise storage_error(e) from e

@@ -1,7 +1,12 @@
-"""JWT set-up: who a token belongs to, revocation, and minting tokens outside a request."""
+"""JWT set-up: who a token belongs to, revocation, and minting tokens outside a request.
+
+A user token carries the user's token generation (claim `gen`); a password change moves the
+generation up, which revokes every token minted before it, in every API process at once.
+"""
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -11,7 +16,10 @@ from flask_jwt_extended import JWTManager, create_access_token, current_user
 from api.db import get_db
 from api.errors import error_response
 from datastore import users, workers
-from protocol import UserRole
+from protocol import MEMBERSHIP_ENDED, UserRole
+
+GENERATION_CLAIM = "gen"
+WORKER_TOKEN_ID_CLAIM = "tid"
 
 
 @dataclass(frozen=True)
@@ -42,20 +50,36 @@ def configure_jwt(app: Flask, secret: str, ttl_seconds: int) -> JWTManager:
     return JWTManager(app)
 
 
-def mint_token(identity: int, role: UserRole, ttl_seconds: int | None = None) -> str:
-    """Create a signed access token (inside an app context)."""
+def mint_token(
+    identity: int, role: UserRole, ttl_seconds: int | None = None, generation: int = 0
+) -> str:
+    """Create a signed access token (inside an app context).
+
+    `generation` is a user's token generation (worker tokens come from mint_worker_token).
+    """
     expires = timedelta(seconds=ttl_seconds) if ttl_seconds else None
+    claims = {"role": role.value, GENERATION_CLAIM: generation}
     return create_access_token(
-        identity=str(identity), additional_claims={"role": role.value}, expires_delta=expires
+        identity=str(identity), additional_claims=claims, expires_delta=expires
     )
 
 
-def mint_worker_token(secret: str, worker_id: int, ttl_seconds: int) -> str:
-    """Create a worker token outside the API process (the controller does this at join)."""
+def mint_user_token(user: sqlite3.Row) -> str:
+    """Create a token for a user's row, valid until its password changes (or it expires)."""
+    return mint_token(user["id"], UserRole(user["role"]), generation=user["token_generation"])
+
+
+def mint_worker_token(secret: str, worker_id: int, ttl_seconds: int, token_id: str) -> str:
+    """Create a worker token outside the API process (the controller does this at join).
+
+    It carries the worker's membership (claim `tid`), and is valid only while that is the
+    live worker's current one: it dies when the worker is declared dead or joins anew.
+    """
     app = Flask("dpip-token-mint")
     configure_jwt(app, secret, ttl_seconds)
     with app.app_context():
-        return mint_token(worker_id, UserRole.WORKER)
+        claims = {"role": UserRole.WORKER.value, WORKER_TOKEN_ID_CLAIM: token_id}
+        return create_access_token(identity=str(worker_id), additional_claims=claims)
 
 
 def current_principal() -> Principal:
@@ -77,7 +101,14 @@ def init_app(app: Flask, secret: str, ttl_seconds: int) -> None:
 
     @jwt.token_in_blocklist_loader
     def is_revoked(_header: dict, payload: dict) -> bool:
-        return users.is_token_revoked(get_db(), payload["jti"])
+        if users.is_token_revoked(get_db(), payload["jti"]):
+            return True
+        if payload.get("role") == UserRole.WORKER.value:
+            worker_id, token_id = int(payload["sub"]), payload.get(WORKER_TOKEN_ID_CLAIM)
+            return not workers.holds_token(get_db(), worker_id, token_id)
+        # A token from before the generation claim existed counts as generation 0.
+        current = users.token_generation(get_db(), int(payload["sub"]))
+        return current is not None and current != payload.get(GENERATION_CLAIM, 0)
 
     @jwt.unauthorized_loader
     def missing_token(reason: str):
@@ -98,8 +129,21 @@ def init_app(app: Flask, secret: str, ttl_seconds: int) -> None:
         return error_response(401, "token_expired", "the token has expired; log in again")
 
     @jwt.revoked_token_loader
-    def revoked_token(_header: dict, _payload: dict):
-        return error_response(401, "token_revoked", "the token was revoked by logout; log in again")
+    def revoked_token(_header: dict, payload: dict):
+        if payload.get("role") == UserRole.WORKER.value and not workers.holds_token(
+            get_db(), int(payload["sub"]), payload.get(WORKER_TOKEN_ID_CLAIM)
+        ):
+            return error_response(
+                401,
+                MEMBERSHIP_ENDED,
+                "this worker token died with its membership: the worker was declared dead"
+                " or joined again, and its jobs were taken back",
+            )
+        return error_response(
+            401,
+            "token_revoked",
+            "the token was revoked (by logout or a password change); log in again",
+        )
 
     @jwt.user_lookup_error_loader
     def unknown_principal(_header: dict, _payload: dict):

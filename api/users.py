@@ -1,4 +1,9 @@
-"""User administration: admins manage everyone; users may change their own password."""
+"""User administration: admins manage everyone; users may change their own password.
+
+A password change revokes every token of the user. Changing your own password needs the
+current one (checked under the login throttle) and answers a new token in place of the
+caller's; an admin resetting another user's password needs only the new one.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,11 @@ from flask import Blueprint, current_app, jsonify
 from flask_jwt_extended import jwt_required
 
 from api.access import require_admin, require_person
+from api.auth import verify_password
 from api.db import get_db
 from api.errors import APIError, bad_request, not_found
 from api.inputs import is_utf8, request_fields
+from api.tokens import mint_user_token
 from datastore import transaction, users, workloads
 from protocol import UserRole
 
@@ -36,6 +43,15 @@ def _role(value) -> UserRole:
     if value not in (UserRole.ADMIN.value, UserRole.USER.value):
         raise bad_request("'role' must be 'admin' or 'user'", "invalid_role")
     return UserRole(value)
+
+
+def _check_current_password(username: str, value) -> None:
+    if not isinstance(value, str) or not value:
+        raise bad_request(
+            "to change your own password, send your 'current_password' too", "missing_field"
+        )
+    if verify_password(username, value) is None:
+        raise APIError(403, "wrong_password", "'current_password' is not your password")
 
 
 def _existing(username: str) -> sqlite3.Row:
@@ -101,9 +117,15 @@ def update_user(username: str):
             raise bad_request("you cannot take the admin role from yourself", "cannot_demote_self")
     if password is None and role is None:
         raise bad_request("send 'password' and/or 'role'", "missing_field")
+    own_password = password is not None and principal.name == username
+    if own_password:
+        _check_current_password(username, fields.get("current_password"))
     with transaction(get_db()) as db:
         users.update_user(db, username, password, role)
-    return jsonify(describe_user(_existing(username)))
+    row = _existing(username)
+    if own_password:  # the caller's token is revoked with the others: here is its successor
+        return jsonify(describe_user(row) | {"token": mint_user_token(row)})
+    return jsonify(describe_user(row))
 
 
 @bp.delete("/users/<username>")

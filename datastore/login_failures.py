@@ -1,4 +1,4 @@
-"""Failed logins: one row per failure and throttle key, shared by every API process."""
+"""Failed logins, shared by every API process: a row per failure and key, and one per account."""
 
 from __future__ import annotations
 
@@ -51,3 +51,48 @@ def nth_newest_failure(conn: sqlite3.Connection, key: bytes, n: int, after: floa
         (key, after, n - 1),
     ).fetchone()
     return None if row is None else row[0]
+
+
+# The failures of each account (username digest) from any address: a count and the last one.
+
+
+def account_failures(conn: sqlite3.Connection, account: bytes, after: float) -> tuple[int, float]:
+    """The account's failure count and last failure time; (0, 0.0) if none after `after`."""
+    row = conn.execute(
+        "SELECT failures, last_failed_at FROM account_login_failures"
+        " WHERE account = ? AND last_failed_at > ?",
+        (account, after),
+    ).fetchone()
+    return (0, 0.0) if row is None else (row[0], row[1])
+
+
+def add_account_failure(conn: sqlite3.Connection, account: bytes, failed_at: float) -> None:
+    """Count one more failure of the account at `failed_at` (call inside a transaction)."""
+    conn.execute(
+        "INSERT INTO account_login_failures (account, failures, last_failed_at) VALUES (?, 1, ?)"
+        " ON CONFLICT (account) DO UPDATE"
+        " SET failures = failures + 1, last_failed_at = excluded.last_failed_at",
+        (account, failed_at),
+    )
+
+
+def delete_expired_accounts(conn: sqlite3.Connection, until: float) -> None:
+    """Forget the accounts whose last failure is at or before `until`."""
+    conn.execute("DELETE FROM account_login_failures WHERE last_failed_at <= ?", (until,))
+
+
+def count_accounts(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT COUNT(*) FROM account_login_failures").fetchone()[0]
+
+
+def forget_stalest_accounts(conn: sqlite3.Connection, count: int) -> None:
+    """Forget the `count` accounts whose last failure is oldest (call inside a transaction)."""
+    conn.execute(
+        "DELETE FROM account_login_failures WHERE account IN (SELECT account"
+        " FROM account_login_failures ORDER BY last_failed_at LIMIT ?)",
+        (count,),
+    )
+
+
+def forget_account(conn: sqlite3.Connection, account: bytes) -> None:
+    conn.execute("DELETE FROM account_login_failures WHERE account = ?", (account,))

@@ -77,10 +77,11 @@ def update_user(
     password: str | None = None,
     role: UserRole | None = None,
 ) -> None:
-    """Change a user's password and/or role."""
+    """Change a user's password and/or role; a new password revokes the user's tokens."""
     if password is not None:
         conn.execute(
-            "UPDATE users SET password_hash = ? WHERE username = ?",
+            "UPDATE users SET password_hash = ?, token_generation = token_generation + 1"
+            " WHERE username = ?",
             (generate_password_hash(password), username),
         )
     if role is not None:
@@ -97,3 +98,12 @@ def revoke_token(conn: sqlite3.Connection, jti: str, expires_at: float) -> None:
 
 def is_token_revoked(conn: sqlite3.Connection, jti: str) -> bool:
     return conn.execute("SELECT 1 FROM revoked_tokens WHERE jti = ?", (jti,)).fetchone() is not None
+
+
+def token_generation(conn: sqlite3.Connection, user_id: int) -> int | None:
+    """The generation the user's valid tokens carry (None for no such user).
+
+    Each password change moves it up by one, so every token minted before is revoked.
+    """
+    row = conn.execute("SELECT token_generation FROM users WHERE id = ?", (user_id,)).fetchone()
+    return None if row is None else row[0]

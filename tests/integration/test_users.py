@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import ADMIN_PASSWORD
+from tests.conftest import ADMIN_PASSWORD, Client
 
 
 def test_admin_creates_lists_and_reads_users(admin):
@@ -48,10 +48,13 @@ def test_plain_users_cannot_administer(make_user):
 
 def test_user_changes_own_password(cluster, make_user):
     user = make_user()
-    response = user.request("PUT", f"/users/{user.username}", json={"password": "brand-new-pass"})
+    fields = {"password": "brand-new-pass", "current_password": user.password}
+    response = user.request("PUT", f"/users/{user.username}", json=fields)
     assert response.status_code == 200
+    renewed = Client(cluster.url, response.json()["token"])  # the old token is revoked
     assert cluster.login(user.username, "brand-new-pass").get("/status").status_code == 200
-    assert user.request("PUT", f"/users/{user.username}", json={"role": "admin"}).status_code == 403
+    promote = renewed.request("PUT", f"/users/{user.username}", json={"role": "admin"})
+    assert promote.status_code == 403
 
 
 def test_deleted_users_token_stops_working(admin, make_user):

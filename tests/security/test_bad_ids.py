@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import image_bytes
 from tests.security.helpers import assert_error, assert_unchanged, snapshot
 
 
@@ -46,6 +47,47 @@ DOWNLOAD_CASES = [
             ("1e400", '{"workload_id": 1e400}'),
         ]
     ],
+    # Ids that once read as another whole number (1.5 as 1, " 5" or Arabic-Indic 5 as 5): the
+    # image of the workload they seemed to name was served. Regression tests.
+    *[
+        pytest.param(
+            lambda c, w, spell=spell: c.request("GET", "/images/0", json={"workload_id": spell(w)}),
+            400,
+            "invalid_field",
+            id=f"json-workload-id-{label}",
+        )
+        for label, spell in [
+            ("fraction", lambda w: w + 0.5),
+            ("float", float),
+            ("string", str),
+        ]
+    ],
+    *[
+        pytest.param(
+            lambda c, w, spell=spell: c.get("/images/0", params={"workload_id": spell(w)}),
+            400,
+            "invalid_field",
+            id=f"workload-id-{label}",
+        )
+        for label, spell in [
+            ("leading-space", lambda w: f" {w}"),
+            ("plus", lambda w: f"+{w}"),
+            ("underscore", lambda w: f"{w}_0"),
+            ("arabic-indic-digits", lambda w: "".join(chr(0x660 + int(d)) for d in str(w))),
+        ]
+    ],
+    pytest.param(
+        lambda c, w: c.upload(f" {w}", image_bytes()),
+        400,
+        "invalid_field",
+        id="upload-workload-id-leading-space",
+    ),
+    pytest.param(
+        lambda c, w: c.get(f"/workloads/{w}", params={"wait": "0.1", "seen": "1_0"}),
+        400,
+        "invalid_field",
+        id="seen-underscore",
+    ),
     pytest.param(
         lambda c, w: c.get("/images/0", params={"workload_id": w, "type": "bogus"}),
         400,
@@ -103,6 +145,19 @@ DOWNLOAD_CASES = [
         404,
         "not_found",
         id="number-10-30",
+    ),
+    # Werkzeug's `int` converter matched any script's digits: this was workload w.
+    pytest.param(
+        lambda c, w: c.get("/workloads/" + "".join(chr(0x660 + int(d)) for d in str(w))),
+        404,
+        "not_found",
+        id="workload-arabic-indic-digits",
+    ),
+    pytest.param(
+        lambda c, w: c.get("/images/\u0660", params={"workload_id": w}),
+        404,
+        "not_found",
+        id="image-arabic-indic-zero",
     ),
     pytest.param(lambda c, w: c.get("/workloads/-1"), 404, "not_found", id="workload-negative"),
     pytest.param(lambda c, w: c.get("/workloads/abc"), 404, "not_found", id="workload-text"),

@@ -10,6 +10,8 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
+from itertools import cycle
 
 import pytest
 import requests
@@ -208,6 +210,70 @@ def test_the_limit_and_window_come_from_the_environment(short_window_cluster):
             5,
             "the 1 s window to pass",
         )
+
+
+def test_guesses_for_one_account_from_many_addresses_wait_a_growing_delay(cluster, admin):
+    """Each address stays under its own limits; the account's count still delays them all."""
+    name, password = f"spread-target-{time.monotonic_ns()}", "spread-target-secret"
+    assert admin.post("/users", json={"username": name, "password": password}).status_code == 201
+    with ExitStack() as stack:
+        sessions = [stack.enter_context(session_from(fresh_address())) for _ in range(12)]
+        guessers = cycle(sessions)
+
+        def guess(password_tried: str = "guess") -> requests.Response:
+            return _login(next(guessers), cluster.url, name, password_tried)
+
+        for _ in range(defaults.LOGIN_ACCOUNT_MAX_FAILURES):
+            assert_error(guess(), 401, "bad_credentials")
+        first = guess()
+        assert_error(first, 429, "too_many_attempts")
+        assert first.headers["Retry-After"] == "1"
+        # Once the 1 s delay has passed one more guess gets through, and the delay doubles,
+        # for the right password too.
+        wait_until(lambda: guess().status_code == 401, 5, "the first delay to pass")
+        second = guess(password)
+        assert_error(second, 429, "too_many_attempts")
+        assert second.headers["Retry-After"] == "2"
+        # The owner gets in once that delay has passed, which resets the account's count.
+        owner = stack.enter_context(session_from(fresh_address()))
+        wait_until(
+            lambda: _login(owner, cluster.url, name, password).status_code == 200,
+            5,
+            "the second delay to pass",
+        )
+        for _ in range(2):
+            assert_error(guess(), 401, "bad_credentials")
+
+
+@pytest.fixture
+def short_account_delay_cluster(tmp_path) -> Iterator:
+    """A cluster whose API reads the account delay from DPIP_LOGIN_ACCOUNT_* variables."""
+    env = {
+        "DPIP_LOGIN_ACCOUNT_MAX_FAILURES": "1",
+        "DPIP_LOGIN_ACCOUNT_FIRST_DELAY_S": "2",
+        "DPIP_LOGIN_ACCOUNT_MAX_DELAY_S": "3",
+        "DPIP_LOGIN_ACCOUNT_MEMORY_S": "3",
+    }
+    running = start_cluster(tmp_path, workers=0, env=env)
+    try:
+        yield running
+    finally:
+        running.stop_all()
+
+
+def test_the_account_delay_comes_from_the_environment(short_account_delay_cluster):
+    url = short_account_delay_cluster.url
+    addresses = (fresh_address() for _ in range(100))
+    with ExitStack() as stack:
+
+        def guess() -> requests.Response:
+            session = stack.enter_context(session_from(next(addresses)))
+            return _login(session, url, "admin", "wrong-password")
+
+        assert guess().status_code == 401
+        assert guess().headers["Retry-After"] == "2"  # after 1 failure: the first delay
+        wait_until(lambda: guess().status_code == 401, 5, "the first delay to pass")
+        assert guess().headers["Retry-After"] == "3"  # doubled to 4 s, capped at 3 s
 
 
 def test_login_time_does_not_tell_whether_a_user_exists(cluster, alice):

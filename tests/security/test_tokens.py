@@ -181,6 +181,38 @@ def test_worker_token_on_user_endpoints(cluster, worker_client, alice, make_requ
     assert_unchanged(cluster, before)
 
 
+def test_a_worker_token_cannot_tell_which_workloads_exist(cluster, worker_client, alice):
+    """Regression test: a missing workload and one whose job is not the worker's answered
+    two different 404 messages, so a worker token could probe which workload ids exist."""
+    before = snapshot(cluster)
+    existing = worker_client.get("/images/0", params={"workload_id": alice.workload_id})
+    missing = worker_client.get("/images/0", params={"workload_id": 2**62})
+    assert_error(existing, 404, "not_found")
+    assert_error(missing, 404, "not_found")
+    assert existing.json() == missing.json()
+    assert_unchanged(cluster, before)
+
+
+@pytest.mark.parametrize("kind", ["original", "filtered"])
+def test_a_worker_upload_cannot_tell_which_workloads_exist(cluster, worker_client, alice, kind):
+    """Regression test: an upload to a missing workload answered 404, to another's job 409
+    (403 for an original), so a worker token could probe which workload ids exist."""
+    before = snapshot(cluster)
+    answers = [
+        worker_client.post(
+            "/images",
+            data={"workload_id": workload_id, "type": kind, "image_id": 0},
+            files={"data": ("x.png", image_bytes())},
+        )
+        for workload_id in (alice.workload_id, 2**62)
+    ]
+    status, code = (403, "forbidden") if kind == "original" else (409, "job_not_assigned")
+    for answer in answers:
+        assert_error(answer, status, code)
+    assert answers[0].json() == answers[1].json()
+    assert_unchanged(cluster, before)
+
+
 @pytest.mark.parametrize("owner", ["own", "other", "admin"])
 def test_user_token_cannot_upload_a_filtered_result(cluster, admin, alice, bob, owner):
     """Only the worker running the job may: a user, even an admin, gets 403 (404 if not theirs)."""

@@ -22,6 +22,7 @@ class QueuedJob:
 
     job_id: int
     workload_id: int
+    user_id: int  # the workload's owner: users take turns before their workloads do
     image_number: int
     filter_name: str
     params: dict[str, Any]
@@ -36,7 +37,7 @@ def load_queued_jobs(
     """Return queued jobs with an id above `after_id` (or among `job_ids`), oldest first."""
     query = (
         "SELECT jobs.id, jobs.workload_id, jobs.image_number, jobs.attempts, jobs.worker_id,"
-        " workloads.filter, workloads.params, workloads.tags"
+        " workloads.user_id, workloads.filter, workloads.params, workloads.tags"
         " FROM jobs JOIN workloads ON workloads.id = jobs.workload_id"
         " WHERE jobs.status = ? AND jobs.id > ?"
     )
@@ -49,6 +50,7 @@ def load_queued_jobs(
         QueuedJob(
             job_id=row["id"],
             workload_id=row["workload_id"],
+            user_id=row["user_id"],
             image_number=row["image_number"],
             filter_name=row["filter"],
             params=json.loads(row["params"]),

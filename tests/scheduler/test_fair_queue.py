@@ -1,4 +1,4 @@
-"""FairQueue: FIFO within a workload, round-robin across workloads, never blocked by one."""
+"""FairQueue: users take turns, then their workloads; FIFO within one; never blocked by one."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ from datastore.jobs import QueuedJob
 from scheduler.fair_queue import FairQueue
 
 
-def job(job_id: int, workload_id: int, tags: frozenset[str] = frozenset()) -> QueuedJob:
+def job(
+    job_id: int, workload_id: int, tags: frozenset[str] = frozenset(), user_id: int = 1
+) -> QueuedJob:
     return QueuedJob(
         job_id=job_id,
         workload_id=workload_id,
+        user_id=user_id,
         image_number=job_id,
         filter_name="grayscale",
         params={},
@@ -27,6 +30,22 @@ def place_anywhere(queued: QueuedJob) -> str:
 
 def drained_ids(queue: FairQueue, place: Callable[[QueuedJob], object] = place_anywhere):
     return [queued.job_id for queued, _ in queue.drain(place)]
+
+
+def served_one_slot_at_a_time(queue: FairQueue, picks: int) -> list[int]:
+    """Drain for a worker with one slot, as the scheduler does each time that slot frees."""
+    served: list[int] = []
+    busy = False
+
+    def place(queued: QueuedJob) -> str | None:
+        return None if busy else "w"
+
+    for _ in range(picks):
+        busy = False
+        for queued, _ in queue.drain(place):
+            served.append(queued.job_id)
+            busy = True
+    return served
 
 
 def test_empty_queue() -> None:
@@ -109,6 +128,18 @@ def test_push_front_puts_a_retry_at_the_head_of_its_workload() -> None:
     assert drained_ids(queue) == [9, 3, 1, 2]
 
 
+def test_a_retry_goes_first_in_its_workload_but_waits_for_its_users_turn() -> None:
+    queue = FairQueue()
+    queue.push(job(1, workload_id=1, user_id=1))
+    queue.push(job(2, workload_id=2, user_id=1))
+    queue.push(job(3, workload_id=3, user_id=2))
+    assert served_one_slot_at_a_time(queue, 1) == [1]
+    queue.push(job(1, workload_id=1, user_id=1), front=True)  # job 1 failed: retried
+    queue.push(job(4, workload_id=3, user_id=2), front=True)
+    # User 2's turn first, then user 1's workload 2 (its turn), then the retry.
+    assert drained_ids(queue) == [4, 2, 3, 1]
+
+
 def test_push_front_on_a_new_workload() -> None:
     queue = FairQueue()
     queue.push(job(1, workload_id=1))
@@ -134,10 +165,72 @@ def test_unplaceable_head_does_not_block_other_workloads() -> None:
     assert drained_ids(queue) == [1, 2]
 
 
+def test_users_take_turns_however_many_workloads_each_has() -> None:
+    """Issue 10 item 7: 30 workloads of one user against one later workload of another."""
+    queue = FairQueue()
+    many = [job(w * 3 + n + 1, workload_id=w + 1, user_id=1) for w in range(30) for n in range(3)]
+    for queued in many:
+        queue.push(queued)
+    for job_id in (1001, 1002, 1003):
+        queue.push(job(job_id, workload_id=99, user_id=2))
+    served = served_one_slot_at_a_time(queue, len(many) + 3)
+    assert served[:6] == [1, 1001, 4, 1002, 7, 1003]
+    # The first user's workloads still take turns among themselves, FIFO within each.
+    round_robin = [w * 3 + n + 1 for n in range(3) for w in range(30)]
+    assert served[6:] == round_robin[3:]
+    assert len(queue) == 0
+
+
+def test_a_users_workloads_take_turns_within_that_users_turns() -> None:
+    queue = FairQueue()
+    for job_id in (1, 2, 3):
+        queue.push(job(job_id, workload_id=10, user_id=1))
+    for job_id in (4, 5):
+        queue.push(job(job_id, workload_id=20, user_id=1))
+    for job_id in (6, 7):
+        queue.push(job(job_id, workload_id=30, user_id=2))
+    assert drained_ids(queue) == [1, 6, 4, 7, 2, 5, 3]
+
+
+def test_a_user_who_comes_back_waits_behind_the_users_waiting() -> None:
+    queue = FairQueue()
+    queue.push(job(1, workload_id=1, user_id=1))
+    queue.push(job(2, workload_id=2, user_id=2))
+    queue.push(job(3, workload_id=2, user_id=2))
+    assert served_one_slot_at_a_time(queue, 1) == [1]
+    queue.push(job(4, workload_id=3, user_id=3))
+    queue.push(job(5, workload_id=1, user_id=1))
+    assert drained_ids(queue) == [2, 4, 5, 3]
+
+
+def test_a_user_whose_jobs_cannot_be_placed_does_not_block_other_users() -> None:
+    gpu = frozenset({"gpu"})
+    queue = FairQueue()
+    queue.push(job(1, workload_id=1, tags=gpu, user_id=1))
+    queue.push(job(2, workload_id=1, tags=gpu, user_id=1))
+    queue.push(job(3, workload_id=2, user_id=1))
+    queue.push(job(4, workload_id=2, user_id=1))
+    queue.push(job(5, workload_id=3, user_id=2))
+    queue.push(job(6, workload_id=3, user_id=2))
+    queue.push(job(7, workload_id=4, tags=gpu, user_id=3))
+
+    def place(queued: QueuedJob) -> str | None:
+        return None if "gpu" in queued.tags else "cpu-worker"
+
+    # User 1's blocked workload lets its other one take user 1's turns.
+    assert drained_ids(queue, place) == [3, 5, 4, 6]
+    assert len(queue) == 3
+    # User 3 was skipped without using a turn, so it goes before user 1, who had two;
+    # user 1's blocked workload kept its order.
+    assert drained_ids(queue) == [7, 1, 2]
+
+
 def test_drain_stops_when_nothing_is_placeable() -> None:
     queue = FairQueue()
     queue.push(job(1, workload_id=1))
     queue.push(job(2, workload_id=2))
+    queue.push(job(3, workload_id=3, user_id=2))
+    queue.push(job(4, workload_id=3, user_id=2))
     calls: list[int] = []
 
     def never(queued: QueuedJob) -> None:
@@ -145,8 +238,8 @@ def test_drain_stops_when_nothing_is_placeable() -> None:
         return None
 
     assert drained_ids(queue, never) == []
-    assert calls == [1, 2]  # one pass over the heads, then it gives up
-    assert len(queue) == 2
+    assert calls == [1, 2, 3]  # one pass over the heads, then it gives up
+    assert len(queue) == 4
 
 
 def test_drain_stops_when_slots_run_out() -> None:

@@ -2,27 +2,62 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
 
 from dpip import defaults
+from dpip.errors import DPIPError
+
+
+class SecretError(DPIPError):
+    """Raised when a secret is empty or cannot be read."""
+
+
+def read_secret(path: Path) -> str:
+    """Return the secret stored at `path`; an empty one is refused, never used."""
+    try:
+        value = path.read_text().strip()
+    except OSError as e:
+        raise SecretError(f"cannot read {path}: {e.strerror}") from e
+    if not value:
+        raise SecretError(f"{path} is empty; delete it to have a new secret made")
+    return value
+
+
+def secret_from_env(env_var: str) -> str | None:
+    """Return `env_var`'s value, None when it is unset; set but blank is refused."""
+    value = os.environ.get(env_var)
+    if value is not None and not value.strip():
+        raise SecretError(f"{env_var} is set but empty")
+    return value
 
 
 def read_or_create_secret(path: Path, env_var: str, nbytes: int = 32) -> str:
-    """Return the secret from `env_var`, else from `path`, creating it there on first use."""
-    from_env = os.environ.get(env_var)
-    if from_env:
+    """Return the secret from `env_var`, else from `path`, creating it there on first use.
+
+    The new secret is written whole to a temp file, then hard-linked to `path`, which fails
+    if `path` exists: so a process never reads a half-written secret, and when several
+    start at once exactly one secret wins and all of them read it.
+    """
+    from_env = secret_from_env(env_var)
+    if from_env is not None:
         return from_env
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    value = secrets.token_urlsafe(nbytes)
-    with os.fdopen(fd, "w") as f:
-        f.write(value + "\n")
-    return value
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(nbytes) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            with contextlib.suppress(FileExistsError):  # another process made it first
+                os.link(temp, path)
+        finally:
+            temp.unlink()
+    return read_secret(path)
 
 
 def jwt_secret(data_dir: Path) -> str:

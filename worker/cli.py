@@ -10,6 +10,7 @@ import click
 
 from dpip import defaults
 from dpip.paths import configure_logging, default_data_dir
+from dpip.secrets import SecretError, read_secret, secret_from_env
 from worker.agent import WorkerAgent
 from worker.config import WorkerConfig
 from worker.controller_link import JoinRefusedError
@@ -17,16 +18,13 @@ from worker.controller_link import JoinRefusedError
 
 def resolve_join_token(token_file: Path | None) -> str:
     """Find the join token: DPIP_JOIN_TOKEN, then --join-token-file, then the local data dir."""
-    from_env = os.environ.get("DPIP_JOIN_TOKEN")
-    if from_env:
-        return from_env
     path = token_file or default_data_dir() / defaults.JOIN_TOKEN_FILE
     try:
-        return path.read_text().strip()
-    except OSError as e:
+        return secret_from_env("DPIP_JOIN_TOKEN") or read_secret(path)
+    except SecretError as e:
         raise click.UsageError(
             f"no join token: set DPIP_JOIN_TOKEN, pass --join-token-file, or run beside the "
-            f"controller's data dir ({path}: {e.strerror}); 'dpip join-token' prints it"
+            f"controller's data dir ({e}); 'dpip join-token' prints it"
         ) from e
 
 
@@ -64,6 +62,24 @@ def parse_controller(value: str) -> tuple[str, int]:
 )
 @click.option("--rpc-port", type=int, default=0, show_default=True, help="0: any free port")
 @click.option("--join-token-file", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--job-time-limit-s",
+    type=click.FloatRange(0, min_open=True),
+    default=defaults.JOB_TIME_LIMIT_S,
+    show_default=True,
+    envvar="DPIP_JOB_TIME_LIMIT_S",
+    show_envvar=True,
+    help="a job running longer is stopped and reported failed (then retried elsewhere)",
+)
+@click.option(
+    "--rpc-max-frame-bytes",
+    type=click.IntRange(1024),
+    default=defaults.RPC_MAX_FRAME_BYTES,
+    show_default=True,
+    envvar="DPIP_RPC_MAX_FRAME_BYTES",
+    show_envvar=True,
+    help="largest rpyc frame the rpc port reads, before or after inflating",
+)
 def main(
     controller,
     worker_name,
@@ -73,6 +89,8 @@ def main(
     listen_host,
     rpc_port,
     join_token_file,
+    job_time_limit_s,
+    rpc_max_frame_bytes,
 ) -> None:
     """Join a DPIP controller and filter images for it."""
     configure_logging()
@@ -87,6 +105,8 @@ def main(
         advertise_host=advertise_host,
         listen_host=listen_host or advertise_host,
         rpc_port=rpc_port,
+        job_time_limit_s=job_time_limit_s,
+        rpc_max_frame_bytes=rpc_max_frame_bytes,
     )
     try:
         WorkerAgent(config).work()

@@ -107,18 +107,43 @@ CREATE TRIGGER IF NOT EXISTS job_counts_on_delete AFTER DELETE ON jobs BEGIN
     UPDATE job_counts SET count = count - 1
         WHERE workload_id = OLD.workload_id AND status = OLD.status;
 END;
--- A datastore made before job_counts existed: count what is there (a no-op when new).
+-- Count the jobs already there (none in a new datastore; all in one from before the table).
 INSERT INTO job_counts (workload_id, status, count)
     SELECT workload_id, status, COUNT(*) FROM jobs WHERE true GROUP BY workload_id, status
     ON CONFLICT (workload_id, status) DO NOTHING;
 COMMIT;
 """
 
-# The table added last: a datastore without it gets the rest of the schema, and since every
-# statement is IF NOT EXISTS, a datastore made by an older version gets only what it lacks.
-# The script is one write transaction, so two processes that open a new datastore at once
-# cannot interleave (the second finds everything there).
-_NEWEST_TABLE = "job_counts"
+# SCHEMA is version 1, kept as `user_version` 0; each entry here moves a datastore one
+# version up, its statements run in one write transaction that also sets `user_version`.
+UPGRADES: tuple[tuple[str, ...], ...] = (
+    # 2: when a workload's first job started, so its status never goes back to `scheduling`.
+    (
+        "ALTER TABLE workloads ADD COLUMN started_at REAL",
+        "UPDATE workloads SET started_at ="
+        " (SELECT MIN(started_at) FROM jobs WHERE jobs.workload_id = workloads.id)",
+        "CREATE TRIGGER workload_started AFTER UPDATE OF status ON jobs"
+        " WHEN NEW.status = 'running' BEGIN"
+        " UPDATE workloads SET started_at = NEW.started_at"
+        " WHERE id = NEW.workload_id AND started_at IS NULL; END",
+    ),
+    # 3: the worker's own load (its process and pool), beside the host's.
+    (
+        "ALTER TABLE workers ADD COLUMN process_cpu_percent REAL NOT NULL DEFAULT 0",
+        "ALTER TABLE workers ADD COLUMN process_rss_bytes INTEGER NOT NULL DEFAULT 0",
+    ),
+    # 4: a password change revokes the user's tokens (their generation falls behind), and
+    # each account's failed logins, from any address, delay its next login.
+    (
+        "ALTER TABLE users ADD COLUMN token_generation INTEGER NOT NULL DEFAULT 0",
+        "CREATE TABLE account_login_failures (account BLOB PRIMARY KEY,"
+        " failures INTEGER NOT NULL, last_failed_at REAL NOT NULL) WITHOUT ROWID",
+        "CREATE INDEX account_login_failures_by_time ON account_login_failures(last_failed_at)",
+    ),
+    # 5: the membership a worker's token belongs to; the token dies with it (NULL: none yet).
+    ("ALTER TABLE workers ADD COLUMN token_id TEXT",),
+)
+SCHEMA_VERSION = 1 + len(UPGRADES)
 
 
 WAL_SWITCH_TIMEOUT_S = 30.0  # as long as the busy timeout of every other statement
@@ -157,13 +182,32 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=30000")
-        if not conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (_NEWEST_TABLE,)
-        ).fetchone():
-            conn.executescript(SCHEMA)
+        if _schema_version(conn) < SCHEMA_VERSION:
+            _upgrade(conn)
     except sqlite3.Error as e:
         raise StoreError(f"cannot open datastore {path}: {e}") from e
     return conn
+
+
+def _schema_version(conn: sqlite3.Connection) -> int:
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Bring the schema to SCHEMA_VERSION.
+
+    Each step is one write transaction that re-reads the version first, so two processes
+    opening an old or new datastore at once cannot both apply a step.
+    """
+    if _schema_version(conn) == 0:
+        conn.executescript(SCHEMA)  # IF NOT EXISTS throughout: also completes a version 0
+    for version, statements in enumerate(UPGRADES, start=2):
+        with transaction(conn):
+            if _schema_version(conn) >= version:
+                continue
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version}")
 
 
 @contextmanager

@@ -14,6 +14,7 @@ import click
 import datastore
 from dpip import defaults
 from dpip.bootstrap import prepare_data_dir
+from dpip.errors import DPIPError
 from dpip.paths import configure_logging, default_data_dir, default_images_dir
 
 data_dir_option = click.option(
@@ -55,7 +56,17 @@ def _announce_admin(password: str | None, data_dir: Path) -> None:
     click.echo(f"(stored in {data_dir / defaults.ADMIN_PASSWORD_FILE}, mode 0600)")
 
 
-@click.group()
+class _Commands(click.Group):
+    """Turns DPIP's own errors into a one-line message and exit status 1, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except DPIPError as e:
+            raise click.ClickException(str(e)) from e
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """DPIP: distributed and parallel image processing."""
     configure_logging()
@@ -80,19 +91,38 @@ def main() -> None:
     default=None,
     help="jobs at once per local worker [default: CPU count / workers]",
 )
+@click.option(
+    "--drain-timeout",
+    type=click.FloatRange(min=0),
+    default=defaults.SUPERVISOR_DRAIN_S,
+    show_default=True,
+    help="seconds the workers get to finish their running jobs on Ctrl-C or SIGTERM",
+)
 @data_dir_option
 @images_dir_option
 def up(
-    host, port, controller_host, controller_port, workers, worker_concurrency, data_dir, images_dir
+    host,
+    port,
+    controller_host,
+    controller_port,
+    workers,
+    worker_concurrency,
+    drain_timeout,
+    data_dir,
+    images_dir,
 ) -> None:
-    """Start the API, the controller with its scheduler, and local workers."""
+    """Start the API, the controller with its scheduler, and local workers.
+
+    Ctrl-C (or SIGTERM) drains: the workers finish and deliver their running jobs, then the
+    API and the controller stop. A second Ctrl-C stops everything at once.
+    """
     from dpip.supervisor import Supervisor, program, wait_for_port
 
     data_dir, images_dir = _dirs(data_dir, images_dir)
     local_controller = f"{reachable(controller_host)}:{controller_port}"
     boot = prepare_data_dir(data_dir)
     common = ["--data-dir", str(data_dir)]
-    supervisor = Supervisor()
+    supervisor = Supervisor(drain_timeout)
     supervisor.add(
         "controller",
         [
@@ -137,6 +167,7 @@ def up(
                 str(concurrency),
             ],
             {"DPIP_JOIN_TOKEN": boot.join_token},
+            drains=True,
         )
 
     def ready() -> None:
@@ -179,8 +210,10 @@ def up(
 def api(host, port, controller, processes, threads, data_dir, images_dir) -> None:
     """Run the REST API alone (it shares the data dir with the controller)."""
     from api import ApiConfig, create_app
+    from api.client_input import limits_from_env
     from api.server import ApiServer
     from dpip.memory import keep_freed_memory
+    from imaging import CostLimits
 
     data_dir, images_dir = _dirs(data_dir, images_dir)
     boot = prepare_data_dir(data_dir)
@@ -192,11 +225,28 @@ def api(host, port, controller, processes, threads, data_dir, images_dir) -> Non
         controller_address=controller,
         max_upload_bytes=int(os.environ.get("DPIP_MAX_UPLOAD_BYTES", defaults.MAX_UPLOAD_BYTES)),
         max_image_pixels=int(os.environ.get("DPIP_MAX_IMAGE_PIXELS", defaults.MAX_IMAGE_PIXELS)),
+        image_cost_limits=CostLimits(
+            max_jpeg_scans=int(os.environ.get("DPIP_MAX_JPEG_SCANS", defaults.MAX_JPEG_SCANS)),
+            max_frames=int(os.environ.get("DPIP_MAX_IMAGE_FRAMES", defaults.MAX_IMAGE_FRAMES)),
+            max_blocks=int(os.environ.get("DPIP_MAX_IMAGE_BLOCKS", defaults.MAX_IMAGE_BLOCKS)),
+        ),
         token_ttl_seconds=int(os.environ.get("DPIP_TOKEN_TTL", defaults.TOKEN_TTL_SECONDS)),
         login_max_failures=int(
             os.environ.get("DPIP_LOGIN_MAX_FAILURES", defaults.LOGIN_MAX_FAILURES)
         ),
         login_window_s=float(os.environ.get("DPIP_LOGIN_WINDOW_S", defaults.LOGIN_WINDOW_S)),
+        login_account_max_failures=int(
+            os.environ.get("DPIP_LOGIN_ACCOUNT_MAX_FAILURES", defaults.LOGIN_ACCOUNT_MAX_FAILURES)
+        ),
+        login_account_first_delay_s=float(
+            os.environ.get("DPIP_LOGIN_ACCOUNT_FIRST_DELAY_S", defaults.LOGIN_ACCOUNT_FIRST_DELAY_S)
+        ),
+        login_account_max_delay_s=float(
+            os.environ.get("DPIP_LOGIN_ACCOUNT_MAX_DELAY_S", defaults.LOGIN_ACCOUNT_MAX_DELAY_S)
+        ),
+        login_account_memory_s=float(
+            os.environ.get("DPIP_LOGIN_ACCOUNT_MEMORY_S", defaults.LOGIN_ACCOUNT_MEMORY_S)
+        ),
         max_waiting_requests=threads // 2,
         workload_wait_recheck_s=float(
             os.environ.get("DPIP_WORKLOAD_WAIT_RECHECK_S", defaults.WORKLOAD_WAIT_RECHECK_S)
@@ -204,7 +254,8 @@ def api(host, port, controller, processes, threads, data_dir, images_dir) -> Non
     )
     click.echo(f"API listening on http://{host}:{port} ({processes} processes)")
     keep_freed_memory()  # before gunicorn forks: its processes inherit the setting
-    ApiServer(create_app(config), host, port, processes, threads).run()
+    limits = limits_from_env(os.environ)  # DPIP_API_HEAD_TIMEOUT_S and the like
+    ApiServer(create_app(config), host, port, processes, threads, limits).run()
 
 
 @main.command()

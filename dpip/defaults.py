@@ -18,17 +18,30 @@ ADMIN_USERNAME = "admin"
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_IMAGE_PIXELS = 50_000_000  # larger images are refused as decompression bombs
+MAX_JPEG_SCANS = 100  # scans per JPEG (its decoder passes over the image once per scan)
+MAX_IMAGE_FRAMES = 10_000  # frames of an animated GIF, WebP or PNG; pages of a TIFF
+MAX_IMAGE_BLOCKS = 50_000  # PNG chunks, JPEG header segments, GIF blocks, WebP chunks, or
+# entries and strips of one TIFF page: Pillow parses each in Python (a few µs apiece)
 TOKEN_TTL_SECONDS = 3600
 LOGIN_MAX_FAILURES = 5  # failed logins per (username, address) within the window, then 429
 LOGIN_MAX_FAILURES_PER_ADDRESS = 20  # failed logins per address, any usernames, in the window
 LOGIN_WINDOW_S = 60.0  # seconds a failed login counts against its client
 LOGIN_MAX_TRACKED_KEYS = 10_000  # bound on the throttle table; the oldest keys go first
+LOGIN_ACCOUNT_MAX_FAILURES = 10  # failed logins per username, any addresses, before delays
+LOGIN_ACCOUNT_FIRST_DELAY_S = 1.0  # then each attempt waits this long, doubling per failure
+LOGIN_ACCOUNT_MAX_DELAY_S = 60.0  # the longest wait an account's failures impose
+LOGIN_ACCOUNT_MEMORY_S = 900.0  # an account's failures are forgotten this long after its last
 WORKER_TOKEN_TTL_SECONDS = 24 * 3600
 FILTERED_LISTS_CACHED_NUMBERS = 200_000  # filtered_images numbers kept per API process
 API_PROCESSES = 2  # gunicorn worker processes (each with its own GIL)
 API_THREADS = 8  # request threads per API process
 API_KEEPALIVE_S = 75  # idle kept-alive connections (workers, clients) stay open this long
 API_GRACEFUL_TIMEOUT_S = 10  # on SIGTERM, requests in flight get this long to finish
+API_HEAD_TIMEOUT_S = 10.0  # a request head must be in this long after it is awaited (no thread)
+API_IDLE_TIMEOUT_S = 10.0  # the longest wait on a client: one read of a body or write of an answer
+API_BODY_MIN_BYTES_PER_S = 64 * 1024  # a body slower on average (after one idle timeout) is cut
+API_MAX_HEAD_BYTES = 80 * 1024  # request line and headers; a longer head is answered 431
+API_MAX_CONNECTIONS = 500  # per API process: open client connections; more wait to be accepted
 WORKLOAD_WAIT_MAX_S = 8.0  # GET /workloads/{id}?wait=: the longest wait, under the graceful stop
 WORKLOAD_WAIT_RECHECK_S = 1.0  # a waiting request re-reads this often, in case a message was lost
 
@@ -39,14 +52,35 @@ MAX_JOB_ATTEMPTS = 3
 NOTIFY_TIMEOUT_MS = 500  # API → controller hint; the recovery sweep covers a lost one
 JOIN_TIMEOUT_MS = 2000  # a join is quick; a silent controller is retried with backoff
 MAX_JOIN_BACKOFF_MS = 5000
+JOIN_CHALLENGES_MAX = 1024  # challenges the controller keeps unanswered; the oldest go first
+JOIN_CHALLENGE_TTL_MS = 10_000  # an unanswered challenge is forgotten this long after it was sent
+NNG_MAX_MESSAGE_BYTES = 64 * 1024  # any nng message, either way (a join or telemetry: ~1 KB)
+REFUSALS_PER_CONNECTION = 20  # refused messages (and join hellos) a connection may send at once
+REFUSAL_WINDOW_S = 10.0  # ... and again per this window; past that its connection is closed
+REFUSAL_LOG_LINES = 5  # refusals logged per sender address at once, then per window below
+REFUSAL_LOG_WINDOW_S = 60.0  # the rest are counted and the count logged once per window
+REFUSAL_TRACKED_SENDERS = 4096  # connections and addresses remembered; the stalest go first
+LOG_QUOTE_CHARS = 80  # characters of a peer's text (a name, a decode error) a log line quotes
 WORKER_REQUEST_TIMEOUT_MS = 5000  # worker → controller results
 RESULT_DELIVERY_TRIES = 5
 HEARTBEAT_WAIT_SLICE_MS = 250  # a worker checks for a stop request this often while listening
 RPC_TIMEOUT_MS = 2000  # scheduler → worker submit_job; a slower worker counts as unresponsive
 WORKER_HTTP_TIMEOUT_S = 60  # worker → API download or upload of one image
 WORKER_API_RETRY_WINDOW_S = 30  # how long a worker retries an unreachable or failing API
-SUPERVISOR_STOP_GRACE_S = 20  # `dpip up`: how long children may take to stop before SIGKILL
-SUPERVISOR_MAX_RESTARTS = 5  # `dpip up`: restarts of one crashed child before giving up
+JOB_TIME_LIMIT_S = 300.0  # a job running longer on a worker is stopped and reported failed
+POOL_PROCESS_START_RETRY_S = 1.0  # a pool process the system would not start is retried after
+RPC_MAX_FRAME_BYTES = 64 * 1024  # an rpyc frame, before or after inflating (a job: ~200 bytes)
+RPC_CONNECT_TIMEOUT_S = 2.0  # a connection to a worker's rpyc port must prove the key this fast
+RPC_MAX_CONNECTIONS = 16  # connections a worker's rpyc port holds at once; more are closed
+# `dpip up`: how long workers may take to finish running jobs on a stop: a job's time limit,
+# and time to deliver its result.
+SUPERVISOR_DRAIN_S = JOB_TIME_LIMIT_S + 30
+SUPERVISOR_STOP_GRACE_S = 20  # `dpip up`: how long the API and controller get to stop, each
+SUPERVISOR_MAX_RESTARTS = 5  # `dpip up`: restarts of one crashed child in a row before giving up
+SUPERVISOR_RESTART_DELAY_S = 0.5  # `dpip up`: wait before the first restart; doubles each time
+SUPERVISOR_MAX_RESTART_DELAY_S = 30.0  # `dpip up`: the longest wait between restarts
+SUPERVISOR_STABLE_AFTER_S = 60.0  # `dpip up`: a child up this long starts a new restart count
+SUPERVISOR_WATCH_S = 0.5  # `dpip up`: how often crashed children are looked for (recovery only)
 
 DEFAULT_FILTER = "grayscale"
 DEFAULT_BLUR_RADIUS = 2.0

@@ -16,7 +16,7 @@ from api.progress_watch import ProgressWatch
 from api.storage import ImageStore
 from datastore import connect
 from datastore.filtered_cache import FilteredImagesCache
-from dpip import defaults
+from foundation import defaults
 from protocol import progress_events_address
 
 log = logging.getLogger(__name__)

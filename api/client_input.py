@@ -19,8 +19,8 @@ from enum import Enum
 from gunicorn.http.errors import LimitRequestHeaders
 from gunicorn.http.unreader import SocketUnreader
 
-from dpip import defaults
-from dpip.errors import DPIPError
+from foundation import defaults
+from foundation.errors import DPIPError
 
 HEAD_READ_BYTES = 65536  # one non-blocking read in the poller
 # A head ends at its first empty line; a bare LF is refused by gunicorn's parser, so it ends

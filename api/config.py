@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dpip import defaults
+from foundation import defaults
 from imaging import CostLimits
 
 

@@ -8,7 +8,7 @@ import re
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from dpip.errors import DPIPError
+from foundation.errors import DPIPError
 
 log = logging.getLogger(__name__)
 

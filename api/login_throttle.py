@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from datastore import login_failures, transaction
-from dpip import defaults
+from foundation import defaults
 
 
 @dataclass(frozen=True)

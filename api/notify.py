@@ -11,7 +11,7 @@ import threading
 
 import pynng
 
-from dpip import defaults
+from foundation import defaults
 from protocol import JobsQueued
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from gunicorn.workers.base import Worker
 
 from api.client_input import ClientLimits
 from api.head_first_worker import HeadFirstWorker
-from dpip import defaults
+from foundation import defaults
 
 
 class ApiServer(BaseApplication):

@@ -1,7 +1,8 @@
-"""JWT set-up: who a token belongs to, revocation, and minting tokens outside a request.
+"""JWT set-up: who a token belongs to, revocation, and minting user tokens.
 
 A user token carries the user's token generation (claim `gen`); a password change moves the
 generation up, which revokes every token minted before it, in every API process at once.
+Tokens are minted by `foundation.tokens`, which the controller uses for worker tokens too.
 """
 
 from __future__ import annotations
@@ -10,16 +11,20 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import Flask
-from flask_jwt_extended import JWTManager, create_access_token, current_user
+from flask import Flask, current_app
+from flask_jwt_extended import JWTManager, current_user
 
 from api.db import get_db
 from api.errors import error_response
 from datastore import users, workers
+from foundation.tokens import (
+    ALGORITHM,
+    GENERATION_CLAIM,
+    ROLE_CLAIM,
+    WORKER_TOKEN_ID_CLAIM,
+    mint_token,
+)
 from protocol import MEMBERSHIP_ENDED, UserRole
-
-GENERATION_CLAIM = "gen"
-WORKER_TOKEN_ID_CLAIM = "tid"
 
 
 @dataclass(frozen=True)
@@ -40,46 +45,26 @@ class Principal:
 
 
 def configure_jwt(app: Flask, secret: str, ttl_seconds: int) -> JWTManager:
-    """Set flask-jwt-extended's options; the controller calls this too, to mint worker tokens."""
+    """Set flask-jwt-extended to check the tokens `foundation.tokens` mints."""
     app.config.update(
         JWT_SECRET_KEY=secret,
         JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=ttl_seconds),
         JWT_TOKEN_LOCATION=["headers"],
-        JWT_ALGORITHM="HS256",
+        JWT_ALGORITHM=ALGORITHM,
+        JWT_DECODE_ALGORITHMS=[ALGORITHM],
     )
     return JWTManager(app)
 
 
-def mint_token(
-    identity: int, role: UserRole, ttl_seconds: int | None = None, generation: int = 0
-) -> str:
-    """Create a signed access token (inside an app context).
-
-    `generation` is a user's token generation (worker tokens come from mint_worker_token).
-    """
-    expires = timedelta(seconds=ttl_seconds) if ttl_seconds else None
-    claims = {"role": role.value, GENERATION_CLAIM: generation}
-    return create_access_token(
-        identity=str(identity), additional_claims=claims, expires_delta=expires
-    )
-
-
 def mint_user_token(user: sqlite3.Row) -> str:
     """Create a token for a user's row, valid until its password changes (or it expires)."""
-    return mint_token(user["id"], UserRole(user["role"]), generation=user["token_generation"])
-
-
-def mint_worker_token(secret: str, worker_id: int, ttl_seconds: int, token_id: str) -> str:
-    """Create a worker token outside the API process (the controller does this at join).
-
-    It carries the worker's membership (claim `tid`), and is valid only while that is the
-    live worker's current one: it dies when the worker is declared dead or joins anew.
-    """
-    app = Flask("dpip-token-mint")
-    configure_jwt(app, secret, ttl_seconds)
-    with app.app_context():
-        claims = {"role": UserRole.WORKER.value, WORKER_TOKEN_ID_CLAIM: token_id}
-        return create_access_token(identity=str(worker_id), additional_claims=claims)
+    return mint_token(
+        current_app.config["JWT_SECRET_KEY"],
+        user["id"],
+        user["role"],
+        int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds()),
+        {GENERATION_CLAIM: user["token_generation"]},
+    )
 
 
 def current_principal() -> Principal:
@@ -93,7 +78,7 @@ def init_app(app: Flask, secret: str, ttl_seconds: int) -> None:
     @jwt.user_lookup_loader
     def load_principal(_header: dict, payload: dict) -> Principal | None:
         identity = int(payload["sub"])
-        if payload.get("role") == UserRole.WORKER.value:
+        if payload.get(ROLE_CLAIM) == UserRole.WORKER.value:
             row = workers.get_worker(get_db(), identity)
             return None if row is None else Principal(row["id"], row["name"], UserRole.WORKER)
         row = users.find_user_by_id(get_db(), identity)
@@ -103,7 +88,7 @@ def init_app(app: Flask, secret: str, ttl_seconds: int) -> None:
     def is_revoked(_header: dict, payload: dict) -> bool:
         if users.is_token_revoked(get_db(), payload["jti"]):
             return True
-        if payload.get("role") == UserRole.WORKER.value:
+        if payload.get(ROLE_CLAIM) == UserRole.WORKER.value:
             worker_id, token_id = int(payload["sub"]), payload.get(WORKER_TOKEN_ID_CLAIM)
             return not workers.holds_token(get_db(), worker_id, token_id)
         # A token from before the generation claim existed counts as generation 0.
@@ -130,7 +115,7 @@ def init_app(app: Flask, secret: str, ttl_seconds: int) -> None:
 
     @jwt.revoked_token_loader
     def revoked_token(_header: dict, payload: dict):
-        if payload.get("role") == UserRole.WORKER.value and not workers.holds_token(
+        if payload.get(ROLE_CLAIM) == UserRole.WORKER.value and not workers.holds_token(
             get_db(), int(payload["sub"]), payload.get(WORKER_TOKEN_ID_CLAIM)
         ):
             return error_response(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.errors import bad_request
-from dpip import defaults
+from foundation import defaults
 from imaging import FilterError, validate_filter_params
 
 

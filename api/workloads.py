@@ -17,7 +17,7 @@ from api.errors import APIError, bad_request
 from api.inputs import ID_CONVERTER, iso_time, parse_id, request_fields
 from api.validation import validate_workload_request
 from datastore import transaction, workloads
-from dpip import defaults
+from foundation import defaults
 from protocol import WorkloadStatus
 
 bp = Blueprint("workloads", __name__)

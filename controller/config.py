@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from dpip import defaults
+from foundation import defaults
 
 
 def _limit(default_name: str):
-    """A limit with its default from dpip/defaults.py, overridden by `DPIP_<default_name>`."""
+    """A limit with its default from foundation/defaults.py, overridden by `DPIP_<default_name>`."""
     return field(default=getattr(defaults, default_name), metadata={"env": f"DPIP_{default_name}"})
 
 

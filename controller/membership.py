@@ -6,11 +6,11 @@ import secrets
 import sqlite3
 import time
 
-from api.tokens import mint_worker_token
 from controller.config import ControllerConfig
 from datastore import transaction, workers
-from dpip import defaults
-from protocol import JoinAccepted, JoinProofs, JoinRefused, JoinRequest, proves
+from foundation import defaults
+from foundation.tokens import WORKER_TOKEN_ID_CLAIM, mint_token
+from protocol import JoinAccepted, JoinProofs, JoinRefused, JoinRequest, UserRole, proves
 from scheduler import WorkerRegistration
 
 
@@ -50,8 +50,12 @@ def admit_worker(
     accepted = JoinAccepted(
         worker_id=worker_id,
         api_url=config.api_url,
-        worker_token=mint_worker_token(
-            config.jwt_secret, worker_id, config.worker_token_ttl_seconds, membership.token_id
+        worker_token=mint_token(
+            config.jwt_secret,
+            worker_id,
+            UserRole.WORKER.value,
+            config.worker_token_ttl_seconds,
+            {WORKER_TOKEN_ID_CLAIM: membership.token_id},
         ),
         rpc_key=rpc_key,
         telemetry_port=ports[0],

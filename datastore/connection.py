@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from dpip.errors import DPIPError
+from foundation.errors import DPIPError
 
 SCHEMA = """
 BEGIN IMMEDIATE;

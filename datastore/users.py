@@ -8,7 +8,7 @@ import time
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from dpip.errors import DPIPError
+from foundation.errors import DPIPError
 from protocol import UserRole
 
 

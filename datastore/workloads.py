@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from datastore.filtered_cache import FilteredImagesCache
-from dpip.errors import DPIPError
+from foundation.errors import DPIPError
 from protocol import JobStatus, WorkloadStatus
 
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")

@@ -1,1 +1,1 @@
-"""DPIP command line, process supervision and cluster-wide settings."""
+"""The roof: the `dpip` command line, `dpip up`'s supervisor and first-start set-up."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import datastore
 from datastore import users
-from dpip import defaults, secrets
+from foundation import defaults, secrets
 from protocol import UserRole
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import click
 
 import datastore
-from dpip import defaults
 from dpip.bootstrap import prepare_data_dir
-from dpip.errors import DPIPError
-from dpip.paths import configure_logging, default_data_dir, default_images_dir
+from foundation import defaults
+from foundation.errors import DPIPError
+from foundation.paths import configure_logging, default_data_dir, default_images_dir
 
 data_dir_option = click.option(
     "--data-dir",
@@ -212,7 +212,7 @@ def api(host, port, controller, processes, threads, data_dir, images_dir) -> Non
     from api import ApiConfig, create_app
     from api.client_input import limits_from_env
     from api.server import ApiServer
-    from dpip.memory import keep_freed_memory
+    from foundation.memory import keep_freed_memory
     from imaging import CostLimits
 
     data_dir, images_dir = _dirs(data_dir, images_dir)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dpip import defaults
+from foundation import defaults
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from PIL import Image, ImageFilter
 
-from dpip import defaults
-from dpip.errors import DPIPError
+from foundation import defaults
+from foundation.errors import DPIPError
 
 # Extra encoder options per format; others use Pillow's defaults.
 SAVE_OPTIONS: dict[str, dict[str, Any]] = {"JPEG": {"quality": 90}}

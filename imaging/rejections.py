@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dpip.errors import DPIPError
+from foundation.errors import DPIPError
 
 
 class ImageRejected(DPIPError, ValueError):

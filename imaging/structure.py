@@ -21,7 +21,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dpip import defaults
+from foundation import defaults
 from imaging.rejections import ImageTooComplex, NotAnImage
 
 

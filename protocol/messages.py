@@ -14,8 +14,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from dpip import defaults
-from dpip.errors import DPIPError
+from foundation import defaults
+from foundation.errors import DPIPError
 
 
 class DecodeError(DPIPError, ValueError):

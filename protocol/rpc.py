@@ -15,7 +15,7 @@ from typing import NoReturn
 from rpyc.core.channel import Channel
 from rpyc.core.stream import Stream
 
-from dpip.errors import DPIPError
+from foundation.errors import DPIPError
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import datastore
 from datastore import jobs, transaction, workers
 from datastore.jobs import QueuedJob
-from dpip import defaults
+from foundation import defaults
 from protocol import JobAssignment, JobOutcome, JobResult, JobStatus, Telemetry
 from scheduler.fair_queue import FairQueue
 from scheduler.placement import WorkerSnapshot, pick_worker

@@ -11,8 +11,8 @@ import rpyc
 from rpyc.core.vinegar import GenericException
 from rpyc.utils.factory import connect_channel
 
-from dpip import defaults
-from dpip.errors import DPIPError
+from foundation import defaults
+from foundation.errors import DPIPError
 from protocol import JobAssignment
 from protocol.rpc import SAFE_RPYC_CONFIG, BoundedChannel, connect_proof
 

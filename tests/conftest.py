@@ -22,7 +22,7 @@ import pytest
 import requests
 from PIL import Image
 
-from dpip.defaults import WORKLOAD_WAIT_MAX_S
+from foundation.defaults import WORKLOAD_WAIT_MAX_S
 from protocol import (
     JoinAccepted,
     JoinChallenge,

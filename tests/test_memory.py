@@ -15,5 +15,7 @@ pytestmark = pytest.mark.skipif(
 
 def test_glibc_takes_both_thresholds():
     # In a child process: the thresholds are process-wide and would outlive the test.
-    code = "from dpip.memory import keep_freed_memory; raise SystemExit(not keep_freed_memory())"
+    code = (
+        "from foundation.memory import keep_freed_memory; raise SystemExit(not keep_freed_memory())"
+    )
     assert subprocess.run([sys.executable, "-c", code], timeout=30).returncode == 0

@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 
-from dpip import defaults
+from foundation import defaults
 from protocol import JobResult, JoinAccepted, JoinRequest, Telemetry
 from worker.config import WorkerConfig
 from worker.controller_link import (

@@ -13,8 +13,8 @@ from urllib.parse import urlencode
 
 import urllib3
 
-from dpip import defaults
-from dpip.errors import DPIPError
+from foundation import defaults
+from foundation.errors import DPIPError
 from protocol import MEMBERSHIP_ENDED
 
 log = logging.getLogger(__name__)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from dpip import defaults
-from dpip.paths import configure_logging, default_data_dir
-from dpip.secrets import SecretError, read_secret, secret_from_env
+from foundation import defaults
+from foundation.paths import configure_logging, default_data_dir
+from foundation.secrets import SecretError, read_secret, secret_from_env
 from worker.agent import WorkerAgent
 from worker.config import WorkerConfig
 from worker.controller_link import JoinRefusedError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dpip import defaults
+from foundation import defaults
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ import threading
 
 import pynng
 
-from dpip import defaults
-from dpip.errors import DPIPError
+from foundation import defaults
+from foundation.errors import DPIPError
 from protocol import (
     Ack,
     ControllerHeartbeat,

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dpip import defaults
+from foundation import defaults
 from protocol import JobAssignment, JobOutcome, JobResult
 from worker.pool_process import JobTimedOut, PoolProcess, PoolProcessLost
 

@@ -16,8 +16,8 @@ import time
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext
 
-from dpip.errors import DPIPError
-from dpip.memory import keep_freed_memory
+from foundation.errors import DPIPError
+from foundation.memory import keep_freed_memory
 from imaging import apply_filter
 from protocol import JobAssignment, JobOutcome
 from worker.api_client import ApiClient, ApiUnavailable, JobTaken

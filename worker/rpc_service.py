@@ -13,7 +13,7 @@ from rpyc.core.stream import SocketStream
 from rpyc.utils.authenticators import AuthenticationError
 from rpyc.utils.server import ThreadedServer
 
-from dpip import defaults
+from foundation import defaults
 from protocol import DecodeError, JobAssignment, decode
 from protocol.rpc import CONNECT_PROOF_BYTES, SAFE_RPYC_CONFIG, BoundedChannel, connect_proof
 

@@ -14,7 +14,7 @@ import pytest
 import datastore
 from api.login_throttle import AccountDelay, LoginThrottle, retry_after_header
 from datastore import login_failures
-from dpip import defaults
+from foundation import defaults
 
 
 class FakeClock:

@@ -16,7 +16,7 @@ from api.validation import (
     validate_workload_name,
     validate_workload_request,
 )
-from dpip import defaults
+from foundation import defaults
 
 GENERATED_NAME = re.compile(r"^workload-\d{8}-\d{6}-[0-9a-f]{6}$")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dpip.secrets import SecretError, read_or_create_secret
+from foundation.secrets import SecretError, read_or_create_secret
 from tests.conftest import BIN
 
 ROUNDS = 40

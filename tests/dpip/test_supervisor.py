@@ -7,8 +7,8 @@ import os
 import sys
 import time
 
-from dpip import defaults
 from dpip.supervisor import Supervisor, restart_delay_s
+from foundation import defaults
 
 
 def test_restart_delay_doubles_up_to_its_cap():

@@ -7,7 +7,7 @@ it was never taken back while other users' images waited.
 
 from __future__ import annotations
 
-from dpip.defaults import MAX_JOB_ATTEMPTS
+from foundation.defaults import MAX_JOB_ATTEMPTS
 from tests.conftest import ADMIN_PASSWORD, image_bytes, slow_png, start_cluster, wait_until
 
 TIME_LIMIT_S = 1

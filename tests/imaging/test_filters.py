@@ -8,7 +8,7 @@ import math
 import pytest
 from PIL import Image, ImageFilter
 
-from dpip import defaults
+from foundation import defaults
 from imaging.filters import FILTERS, FilterError, apply_filter, validate_filter_params
 
 FORMATS = ["JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"]

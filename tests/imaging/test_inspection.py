@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from dpip import defaults
+from foundation import defaults
 from imaging.inspection import (
     ALLOWED_FORMATS,
     CostLimits,

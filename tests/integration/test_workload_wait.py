@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pynng
 import pytest
 
-from dpip.defaults import WORKLOAD_WAIT_MAX_S
+from foundation.defaults import WORKLOAD_WAIT_MAX_S
 from protocol import WorkloadsProgressed, decode, progress_events_address
 from tests.conftest import ADMIN_PASSWORD, Client, Cluster, image_bytes, running_cluster
 

@@ -16,7 +16,7 @@ from itertools import cycle
 import pytest
 import requests
 
-from dpip import defaults
+from foundation import defaults
 from tests.conftest import ADMIN_PASSWORD, start_cluster, wait_until
 from tests.security.helpers import (
     assert_error,

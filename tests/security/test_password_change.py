@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from dpip import defaults
+from foundation import defaults
 from tests.conftest import Client
 from tests.security.conftest import Actor, create_actor
 from tests.security.helpers import (

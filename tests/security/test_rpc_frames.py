@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from dpip.defaults import RPC_MAX_FRAME_BYTES
+from foundation.defaults import RPC_MAX_FRAME_BYTES
 from protocol.rpc import connect_proof
 from tests.conftest import ADMIN_PASSWORD, Cluster, image_bytes, start_cluster
 from tests.security.helpers import database

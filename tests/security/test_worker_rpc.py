@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 import rpyc
 
-from dpip.defaults import RPC_CONNECT_TIMEOUT_S, RPC_MAX_CONNECTIONS
+from foundation.defaults import RPC_CONNECT_TIMEOUT_S, RPC_MAX_CONNECTIONS
 from protocol import JobAssignment, JoinAccepted
 from tests.conftest import ADMIN_PASSWORD, join
 from tests.security.helpers import database, join_token

@@ -6,7 +6,7 @@ import logging
 import os
 from pathlib import Path
 
-from dpip import defaults
+from foundation import defaults
 
 
 def default_data_dir() -> Path:

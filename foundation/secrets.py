@@ -7,8 +7,8 @@ import os
 import secrets
 from pathlib import Path
 
-from dpip import defaults
-from dpip.errors import DPIPError
+from foundation import defaults
+from foundation.errors import DPIPError
 
 
 class SecretError(DPIPError):

@@ -1,8 +1,8 @@
 """Serve the API from several processes with gunicorn, sharing one listening socket.
 
-One process with threads convoys on its GIL under load, and waitress copied every
-download through Python; gunicorn's threaded workers use sendfile() for image downloads,
-and each process has a GIL of its own. The app is built once in the master (a bad config
+Several processes, because one process with threads convoys on its GIL under load; each
+has a GIL of its own, and gunicorn's threaded workers send image downloads with
+sendfile(), never copying them through Python. The app is built once in the master (a bad config
 fails before any fork); each worker process then opens its own SQLite connections lazily
 and starts its own controller notifier thread on the first upload.
 

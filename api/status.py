@@ -24,20 +24,18 @@ def status():
     principal = require_person()
     db = get_db()
     dead_after = current_app.config["DPIP"].dead_after_intervals
-    active = []
-    for workload_id in workloads.active_workload_ids(db):
-        row = workloads.get_workload(db, workload_id)
-        if principal.is_admin or row["user_id"] == principal.id:
-            progress = workloads.workload_progress(db, workload_id, with_lists=False)
-            active.append(
-                {
-                    "workload_id": workload_id,
-                    "workload_name": row["name"],
-                    "status": progress.status.value,
-                    "progress": round(progress.fraction_finished, 4),
-                    "running_jobs": progress.running,
-                }
-            )
+    active = [
+        {
+            "workload_id": workload_id,
+            "workload_name": name,
+            "status": progress.status.value,
+            "progress": round(progress.fraction_finished, 4),
+            "running_jobs": progress.running,
+        }
+        for workload_id, name, progress in workloads.active_workloads(
+            db, None if principal.is_admin else principal.id
+        )
+    ]
     return jsonify(
         system_name=SYSTEM_NAME,
         server_time=iso_time(time.time()),

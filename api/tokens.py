@@ -91,7 +91,7 @@ def init_app(app: Flask, secret: str, ttl_seconds: int) -> None:
         if payload.get(ROLE_CLAIM) == UserRole.WORKER.value:
             worker_id, token_id = int(payload["sub"]), payload.get(WORKER_TOKEN_ID_CLAIM)
             return not workers.holds_token(get_db(), worker_id, token_id)
-        # A token from before the generation claim existed counts as generation 0.
+        # A token without the generation claim counts as generation 0.
         current = users.token_generation(get_db(), int(payload["sub"]))
         return current is not None and current != payload.get(GENERATION_CLAIM, 0)
 

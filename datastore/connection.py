@@ -107,7 +107,7 @@ CREATE TRIGGER IF NOT EXISTS job_counts_on_delete AFTER DELETE ON jobs BEGIN
     UPDATE job_counts SET count = count - 1
         WHERE workload_id = OLD.workload_id AND status = OLD.status;
 END;
--- Count the jobs already there (none in a new datastore; all in one from before the table).
+-- Counts for the jobs that exist without them (none do in a new datastore).
 INSERT INTO job_counts (workload_id, status, count)
     SELECT workload_id, status, COUNT(*) FROM jobs WHERE true GROUP BY workload_id, status
     ON CONFLICT (workload_id, status) DO NOTHING;

@@ -205,12 +205,24 @@ def workload_progress(
     return progress
 
 
-def active_workload_ids(conn: sqlite3.Connection) -> list[int]:
-    """Workloads with a job queued or running."""
-    return [
-        row[0]
-        for row in conn.execute(
-            "SELECT DISTINCT workload_id FROM jobs WHERE status IN (?, ?) ORDER BY workload_id",
-            (JobStatus.QUEUED.value, JobStatus.RUNNING.value),
+def active_workloads(
+    conn: sqlite3.Connection, user_id: int | None
+) -> list[tuple[int, str, WorkloadProgress]]:
+    """(id, name, progress without lists) of the workloads with a job queued or running, of
+    one user or everyone's (`user_id` None), oldest first: one query, whatever their count."""
+    user_filter = "" if user_id is None else " AND workloads.user_id = ?"
+    rows = conn.execute(
+        "SELECT workloads.id, workloads.name, workloads.started_at, all_counts.status,"
+        " all_counts.count FROM workloads JOIN job_counts AS all_counts"
+        " ON all_counts.workload_id = workloads.id AND all_counts.count > 0"
+        " WHERE workloads.id IN (SELECT workload_id FROM job_counts"
+        " WHERE status IN (?, ?) AND count > 0)" + user_filter + " ORDER BY workloads.id",
+        (JobStatus.QUEUED.value, JobStatus.RUNNING.value) + (() if user_id is None else (user_id,)),
+    ).fetchall()
+    active: dict[int, tuple[str, WorkloadProgress]] = {}
+    for workload_id, name, started_at, status, count in rows:
+        _, progress = active.setdefault(
+            workload_id, (name, WorkloadProgress(started=started_at is not None))
         )
-    ]
+        progress.counts[status] = count
+    return [(workload_id, name, progress) for workload_id, (name, progress) in active.items()]

@@ -23,7 +23,3 @@ class WorkerConfig:
     request_timeout_ms: int = defaults.WORKER_REQUEST_TIMEOUT_MS
     job_time_limit_s: float = defaults.JOB_TIME_LIMIT_S
     rpc_max_frame_bytes: int = defaults.RPC_MAX_FRAME_BYTES
-
-    @property
-    def controller_address(self) -> str:
-        return f"tcp://{self.controller_host}:{self.controller_port}"

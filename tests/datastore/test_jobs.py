@@ -420,15 +420,28 @@ def test_workload_progress_lists_are_empty_when_nothing_finished(conn, alice) ->
     assert progress.failed_images == []
 
 
-def test_active_workload_ids(conn, alice) -> None:
-    busy = make_workload(conn, alice, "busy", images=1)
+def test_active_workloads_of_one_user_or_everyone(conn, alice, bob) -> None:
+    busy = make_workload(conn, alice, "busy", images=2)
     finished = make_workload(conn, alice, "finished", images=1)
     make_workload(conn, alice, "empty", images=0)
+    bobs = make_workload(conn, bob, "bobs", images=1)
     (job_id,) = job_ids(conn, finished)
     jobs.assign_job(conn, job_id, 1)
-    assert workloads.active_workload_ids(conn) == [busy, finished]
+
+    def summary(user_id):
+        return [
+            (workload_id, name, progress.counts, progress.status.value)
+            for workload_id, name, progress in workloads.active_workloads(conn, user_id)
+        ]
+
+    assert summary(alice) == [
+        (busy, "busy", {"queued": 2}, "scheduling"),
+        (finished, "finished", {"running": 1}, "running"),
+    ]
+    assert [workload_id for workload_id, *_ in summary(None)] == [busy, finished, bobs]
     jobs.complete_job(conn, *_key(conn, job_id), worker_id=1)
-    assert workloads.active_workload_ids(conn) == [busy]
+    assert summary(alice) == [(busy, "busy", {"queued": 2}, "scheduling")]
+    assert summary(bob) == [(bobs, "bobs", {"queued": 1}, "scheduling")]
 
 
 def test_create_workload_row(conn, alice) -> None:

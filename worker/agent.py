@@ -48,9 +48,7 @@ class WorkerAgent:
         )
         self.runner = JobRunner(config.concurrency, self._queue_result, config.job_time_limit_s)
         service = JobService(self._current_rpc_key, self.runner.submit)
-        self.rpc_server = start_rpc_server(
-            service, config.listen_host, config.rpc_port, config.rpc_max_frame_bytes
-        )
+        self.rpc_server = start_rpc_server(service, config)
 
     def _current_rpc_key(self) -> str | None:
         session = self._session

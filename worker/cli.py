@@ -80,6 +80,24 @@ def parse_controller(value: str) -> tuple[str, int]:
     show_envvar=True,
     help="largest rpyc frame the rpc port reads, before or after inflating",
 )
+@click.option(
+    "--rpc-max-connections",
+    type=click.IntRange(1),
+    default=defaults.RPC_MAX_CONNECTIONS,
+    show_default=True,
+    envvar="DPIP_RPC_MAX_CONNECTIONS",
+    show_envvar=True,
+    help="connections the rpc port holds at once; more are closed at accept",
+)
+@click.option(
+    "--rpc-connect-timeout-s",
+    type=click.FloatRange(0, min_open=True),
+    default=defaults.RPC_CONNECT_TIMEOUT_S,
+    show_default=True,
+    envvar="DPIP_RPC_CONNECT_TIMEOUT_S",
+    show_envvar=True,
+    help="a new rpc connection must prove the rpc key this fast, or is closed",
+)
 def main(
     controller,
     worker_name,
@@ -91,6 +109,8 @@ def main(
     join_token_file,
     job_time_limit_s,
     rpc_max_frame_bytes,
+    rpc_max_connections,
+    rpc_connect_timeout_s,
 ) -> None:
     """Join a DPIP controller and filter images for it."""
     configure_logging()
@@ -107,6 +127,8 @@ def main(
         rpc_port=rpc_port,
         job_time_limit_s=job_time_limit_s,
         rpc_max_frame_bytes=rpc_max_frame_bytes,
+        rpc_max_connections=rpc_max_connections,
+        rpc_connect_timeout_s=rpc_connect_timeout_s,
     )
     try:
         WorkerAgent(config).work()

@@ -23,3 +23,5 @@ class WorkerConfig:
     request_timeout_ms: int = defaults.WORKER_REQUEST_TIMEOUT_MS
     job_time_limit_s: float = defaults.JOB_TIME_LIMIT_S
     rpc_max_frame_bytes: int = defaults.RPC_MAX_FRAME_BYTES
+    rpc_max_connections: int = defaults.RPC_MAX_CONNECTIONS
+    rpc_connect_timeout_s: float = defaults.RPC_CONNECT_TIMEOUT_S

@@ -13,9 +13,9 @@ from rpyc.core.stream import SocketStream
 from rpyc.utils.authenticators import AuthenticationError
 from rpyc.utils.server import ThreadedServer
 
-from foundation import defaults
 from protocol import DecodeError, JobAssignment, decode
 from protocol.rpc import CONNECT_PROOF_BYTES, SAFE_RPYC_CONFIG, BoundedChannel, connect_proof
+from worker.config import WorkerConfig
 
 log = logging.getLogger(__name__)
 rpyc_log = logging.getLogger("worker.rpc")
@@ -119,23 +119,18 @@ class GuardedServer(ThreadedServer):
         self._handle_connection(self.service._connect(channel, config))
 
 
-def start_rpc_server(
-    service: JobService,
-    host: str,
-    port: int,
-    max_frame_bytes: int = defaults.RPC_MAX_FRAME_BYTES,
-) -> ThreadedServer:
-    """Bind the service (port 0: any free port) and serve it from a background thread."""
+def start_rpc_server(service: JobService, config: WorkerConfig) -> ThreadedServer:
+    """Bind the service (rpc port 0: any free port) and serve it from a background thread."""
     server = GuardedServer(
         service,
-        hostname=host,
-        port=port,
+        hostname=config.listen_host,
+        port=config.rpc_port,
         protocol_config=SAFE_RPYC_CONFIG,
         auto_register=False,
         logger=rpyc_log,
-        max_frame_bytes=max_frame_bytes,
-        max_connections=defaults.RPC_MAX_CONNECTIONS,
-        connect_timeout_s=defaults.RPC_CONNECT_TIMEOUT_S,
+        max_frame_bytes=config.rpc_max_frame_bytes,
+        max_connections=config.rpc_max_connections,
+        connect_timeout_s=config.rpc_connect_timeout_s,
     )
     threading.Thread(target=server.start, name="rpc-server", daemon=True).start()
     return server

@@ -15,6 +15,7 @@ from protocol import JobAssignment
 from protocol.rpc import SAFE_RPYC_CONFIG, BoundedChannel, connect_proof
 from tests.conftest import Client, image_bytes, live_fake_worker, running_cluster
 from tests.security.helpers import NO_WORKER
+from worker.config import WorkerConfig
 from worker.rpc_service import JobService, start_rpc_server
 
 UPLOAD_LIMIT = 4 * 1024 * 1024
@@ -98,7 +99,8 @@ def keyed_rpc_server() -> Iterator[KeyedRpcServer]:
     stub in place of the job runner records what it is handed."""
     target = KeyedRpcServer(("127.0.0.1", 0), "the-test-rpc-key")
     service = JobService(lambda: target.key, lambda job: target.submitted.append(job) or True)
-    server = start_rpc_server(service, "127.0.0.1", 0)
+    config = WorkerConfig("127.0.0.1", 0, "keyed", "unused-join-token")
+    server = start_rpc_server(service, config)
     target.address = ("127.0.0.1", server.port)
     try:
         yield target

@@ -227,7 +227,6 @@ class Controller:
             heartbeat = ControllerHeartbeat(
                 self.instance,
                 int(time.time() * 1000),
-                interval_ms,
                 tuple(sorted(self.scheduler.known_worker_ids)),
             )
             try:

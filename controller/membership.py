@@ -66,8 +66,6 @@ def admit_worker(
         accepted_at_ms=int(time.time() * 1000),
         token_id=membership.token_id,
     )
-    # Jobs it runs survive only a renewed membership: a new one ended the tokens they hold.
-    kept_job_ids = frozenset(request.running_job_ids) if membership.renewed else frozenset()
     registration = WorkerRegistration(
         worker_id=worker_id,
         name=request.worker_name,
@@ -76,7 +74,10 @@ def admit_worker(
         rpc_host=request.rpc_host,
         rpc_port=request.rpc_port,
         rpc_key=rpc_key,
-        running_job_ids=kept_job_ids,
+        running_job_ids=frozenset(request.running_job_ids),
+        # Jobs it runs stay its own only on a renewed membership: a new one ended the
+        # tokens they hold. Either way they hold its slots until they end.
+        membership_renewed=membership.renewed,
     )
     return proofs.sign(accepted), registration
 

@@ -13,8 +13,6 @@ from typing import Any
 
 from protocol import JobStatus
 
-QUEUED, RUNNING, DONE, FAILED = (s.value for s in JobStatus)
-
 
 @dataclass(frozen=True)
 class QueuedJob:
@@ -41,7 +39,7 @@ def load_queued_jobs(
         " FROM jobs JOIN workloads ON workloads.id = jobs.workload_id"
         " WHERE jobs.status = ? AND jobs.id > ?"
     )
-    args: list = [QUEUED, after_id]
+    args: list = [JobStatus.QUEUED, after_id]
     if job_ids is not None:
         query += f" AND jobs.id IN ({','.join('?' * len(job_ids))})"
         args += job_ids
@@ -66,7 +64,9 @@ def queued_job_ids(conn: sqlite3.Connection) -> list[int]:
     """Ids of every queued job, oldest first."""
     return [
         row[0]
-        for row in conn.execute("SELECT id FROM jobs WHERE status = ? ORDER BY id", (QUEUED,))
+        for row in conn.execute(
+            "SELECT id FROM jobs WHERE status = ? ORDER BY id", (JobStatus.QUEUED,)
+        )
     ]
 
 
@@ -75,7 +75,7 @@ def assign_job(conn: sqlite3.Connection, job_id: int, worker_id: int) -> int | N
     row = conn.execute(
         "UPDATE jobs SET status = ?, worker_id = ?, attempts = attempts + 1, started_at = ?"
         " WHERE id = ? AND status = ? RETURNING attempts",
-        (RUNNING, worker_id, time.time(), job_id, QUEUED),
+        (JobStatus.RUNNING, worker_id, time.time(), job_id, JobStatus.QUEUED),
     ).fetchone()
     return None if row is None else row[0]
 
@@ -85,7 +85,7 @@ def unassign_job(conn: sqlite3.Connection, job_id: int, worker_id: int) -> None:
     conn.execute(
         "UPDATE jobs SET status = ?, attempts = attempts - 1, started_at = NULL"
         " WHERE id = ? AND status = ? AND worker_id = ?",
-        (QUEUED, job_id, RUNNING, worker_id),
+        (JobStatus.QUEUED, job_id, JobStatus.RUNNING, worker_id),
     )
 
 
@@ -95,7 +95,7 @@ def is_assigned(conn: sqlite3.Connection, workload_id: int, number: int, worker_
         conn.execute(
             "SELECT 1 FROM jobs WHERE workload_id = ? AND image_number = ?"
             " AND status = ? AND worker_id = ?",
-            (workload_id, number, RUNNING, worker_id),
+            (workload_id, number, JobStatus.RUNNING, worker_id),
         ).fetchone()
         is not None
     )
@@ -107,7 +107,7 @@ def complete_job(conn: sqlite3.Connection, workload_id: int, number: int, worker
         conn.execute(
             "UPDATE jobs SET status = ?, finished_at = ?, error = ''"
             " WHERE workload_id = ? AND image_number = ? AND status = ? AND worker_id = ?",
-            (DONE, time.time(), workload_id, number, RUNNING, worker_id),
+            (JobStatus.DONE, time.time(), workload_id, number, JobStatus.RUNNING, worker_id),
         ).rowcount
         > 0
     )
@@ -123,13 +123,13 @@ def fail_attempt(
         " WHERE id = ? AND status = ? AND worker_id = ? RETURNING status",
         (
             max_attempts,
-            FAILED,
-            QUEUED,
+            JobStatus.FAILED,
+            JobStatus.QUEUED,
             error,
             max_attempts,
             time.time(),
             job_id,
-            RUNNING,
+            JobStatus.RUNNING,
             worker_id,
         ),
     ).fetchone()
@@ -148,7 +148,7 @@ def release_worker_jobs(
     Returns the ids requeued and the ids that failed for good (at the attempt limit).
     """
     rows = conn.execute(
-        "SELECT id FROM jobs WHERE worker_id = ? AND status = ?", (worker_id, RUNNING)
+        "SELECT id FROM jobs WHERE worker_id = ? AND status = ?", (worker_id, JobStatus.RUNNING)
     ).fetchall()
     requeued, failed = [], []
     for (job_id,) in rows:
@@ -175,7 +175,7 @@ def running_jobs_by_worker(conn: sqlite3.Connection) -> dict[int, set[int]]:
     """Map each worker id to the ids of the jobs it runs, per the datastore."""
     running: dict[int, set[int]] = {}
     for job_id, worker_id in conn.execute(
-        "SELECT id, worker_id FROM jobs WHERE status = ?", (RUNNING,)
+        "SELECT id, worker_id FROM jobs WHERE status = ?", (JobStatus.RUNNING,)
     ):
         running.setdefault(worker_id, set()).add(job_id)
     return running

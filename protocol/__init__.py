@@ -23,7 +23,7 @@ from protocol.messages import (
     excerpt,
 )
 from protocol.progress_events import progress_events_address
-from protocol.statuses import JobOutcome, JobStatus, UserRole, WorkloadStatus
+from protocol.statuses import JobOutcome, JobStatus, SubmitAnswer, UserRole, WorkloadStatus
 
 __all__ = [
     "MEMBERSHIP_ENDED",
@@ -43,6 +43,7 @@ __all__ = [
     "JoinRefused",
     "JoinRequest",
     "Message",
+    "SubmitAnswer",
     "Telemetry",
     "UserRole",
     "WorkloadStatus",

@@ -109,12 +109,10 @@ class Telemetry(Message):
 
     kind: ClassVar[str] = "telemetry"
     worker_id: int
-    worker_name: str
     cpu_percent: float  # the host's, as placement weighs it
     memory_percent: float  # the host's
     gpu: dict[str, Any] | None
     running_job_ids: tuple[int, ...]
-    sent_at_ms: int
     worker_key: str = ""  # the rpc key of the worker's join: proves who sends this
     # The worker's own load: its process and its pool's, which tells apart workers on one host.
     process_cpu_percent: float = 0.0
@@ -131,7 +129,6 @@ class JobAssignment(Message):
     image_number: int
     filter_name: str
     params: dict[str, Any] = field(default_factory=dict)
-    attempt: int = 1
 
 
 @dataclass(frozen=True)
@@ -143,7 +140,7 @@ class JobResult(Message):
     job_id: int
     outcome: str
     error: str = ""
-    duration_ms: int = 0
+    duration_ms: int = 0  # how long the worker ran the job; the scheduler's log shows it
     worker_key: str = ""  # the rpc key of the worker's join: proves who sends this
 
 
@@ -170,7 +167,6 @@ class ControllerHeartbeat(Message):
     kind: ClassVar[str] = "heartbeat"
     controller_instance: str
     sent_at_ms: int
-    interval_ms: int
     worker_ids: tuple[int, ...] = ()  # workers the scheduler counts on; others must re-join
 
 

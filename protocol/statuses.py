@@ -22,6 +22,15 @@ class JobOutcome(str, Enum):
     DISCARDED = "discarded"  # the API refused the result: the job was taken from this worker
 
 
+class SubmitAnswer(str, Enum):
+    """A worker's answer to `submit_job`, so the scheduler can tell a wait from a fault."""
+
+    ACCEPTED = "accepted"
+    BUSY = "busy"  # every slot is taken: one frees when a running job ends
+    NOT_READY = "not_ready"  # not joined yet, or stopping
+    REFUSED = "refused"  # a wrong key, a malformed job, or a job already running here
+
+
 class WorkloadStatus(str, Enum):
     """A workload's state, derived from its jobs."""
 

@@ -1,4 +1,4 @@
-"""The scheduler's rpyc connection to one worker's JobService; rpyc errors stop here."""
+"""The scheduler's rpyc links to its workers' JobServices, one per join; rpyc errors stop here."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 import rpyc
 from rpyc.core.vinegar import GenericException
@@ -13,21 +14,28 @@ from rpyc.utils.factory import connect_channel
 
 from foundation import defaults
 from foundation.errors import DPIPError
-from protocol import JobAssignment
+from protocol import JobAssignment, SubmitAnswer
 from protocol.rpc import SAFE_RPYC_CONFIG, BoundedChannel, connect_proof
+from scheduler.worker_registry import WorkerRegistration
 
 log = logging.getLogger(__name__)
 
+ANSWERS = frozenset(answer.value for answer in SubmitAnswer)
+
+# Hears a job the worker did not take: the worker's answer (None: no answer came), and why.
+OnRefused = Callable[[JobAssignment, SubmitAnswer | None, str], None]
+
 
 class WorkerUnreachable(DPIPError):
-    """Raised when a worker cannot be reached over rpyc or refuses a job."""
+    """Raised when a worker cannot be reached over rpyc or gives no answer the link knows."""
 
 
 class WorkerLink:
     """A lazily opened rpyc connection to a worker, authenticated per call with its rpc key.
 
     Calls go out from the link's own thread, so a hung worker delays only its own jobs,
-    never the scheduler; a job the worker did not take is handed to `on_refused`.
+    never the scheduler. A job the worker did not take goes to `on_refused` with the
+    worker's answer, or with None when no answer came (a connection error or a timeout).
     """
 
     def __init__(
@@ -36,7 +44,7 @@ class WorkerLink:
         port: int,
         rpc_key: str,
         timeout_s: float,
-        on_refused: Callable[[JobAssignment, str], None],
+        on_refused: OnRefused,
         max_frame_bytes: int = defaults.RPC_MAX_FRAME_BYTES,
     ) -> None:
         self._host = host
@@ -60,13 +68,17 @@ class WorkerLink:
     def _send_loop(self) -> None:
         while (assignment := self._outbox.get()) is not None:
             try:
-                self._submit(assignment)
+                answer = self._submit(assignment)
             except WorkerUnreachable as e:
-                self._on_refused(assignment, str(e))
+                self._on_refused(assignment, None, str(e))
+                continue
+            if answer is not SubmitAnswer.ACCEPTED:
+                where = f"{self._host}:{self._port}"
+                self._on_refused(assignment, answer, f"worker at {where} answered {answer.value}")
         self._disconnect()
 
-    def _submit(self, assignment: JobAssignment) -> None:
-        """Hand a job to the worker; raise WorkerUnreachable if it did not take it."""
+    def _submit(self, assignment: JobAssignment) -> SubmitAnswer:
+        """Hand a job to the worker and return its answer; raise WorkerUnreachable without one."""
         try:
             if self._conn is None:
                 stream = rpyc.SocketStream.connect(
@@ -78,12 +90,13 @@ class WorkerLink:
                     rpyc.VoidService,
                     {**SAFE_RPYC_CONFIG, "sync_request_timeout": self._timeout_s},
                 )
-            accepted = self._conn.root.submit_job(self._rpc_key, assignment.encode())
+            answer = self._conn.root.submit_job(self._rpc_key, assignment.encode())
         except (EOFError, OSError, TimeoutError, AttributeError, GenericException) as e:
             self._disconnect()
             raise WorkerUnreachable(f"rpc to {self._host}:{self._port} failed: {e!r}") from e
-        if not accepted:
-            raise WorkerUnreachable(f"worker at {self._host}:{self._port} refused the job")
+        if type(answer) is not str or answer not in ANSWERS:
+            raise WorkerUnreachable(f"worker at {self._host}:{self._port} gave no known answer")
+        return SubmitAnswer(answer)
 
     def _disconnect(self) -> None:
         if self._conn is not None:
@@ -92,3 +105,51 @@ class WorkerLink:
             except (EOFError, OSError) as e:
                 log.debug("closing rpc connection: %s", e)
             self._conn = None
+
+
+class Link(Protocol):
+    """What the scheduler needs of a worker's link: a `WorkerLink`, or a stub in tests."""
+
+    def send(self, assignment: JobAssignment) -> None: ...
+
+    def close(self) -> None: ...
+
+
+LinkOpener = Callable[[WorkerRegistration, OnRefused], Link]
+
+
+def rpc_link_opener(timeout_s: float) -> LinkOpener:
+    """Open `WorkerLink`s whose calls time out after `timeout_s`."""
+
+    def open_link(reg: WorkerRegistration, on_refused: OnRefused) -> Link:
+        return WorkerLink(reg.rpc_host, reg.rpc_port, reg.rpc_key, timeout_s, on_refused)
+
+    return open_link
+
+
+class WorkerLinks:
+    """The link of each joined worker: opened at its join, closed when it joins again or dies.
+
+    A closed link still sends what it was given; what the worker refuses through it is
+    reported with that join's registration, which the core then ignores.
+    """
+
+    def __init__(self, open_link: LinkOpener) -> None:
+        self._open_link = open_link
+        self._links: dict[int, Link] = {}
+
+    def open(self, registration: WorkerRegistration, on_refused: OnRefused) -> None:
+        self.close(registration.worker_id)
+        self._links[registration.worker_id] = self._open_link(registration, on_refused)
+
+    def send(self, worker_id: int, assignment: JobAssignment) -> None:
+        self._links[worker_id].send(assignment)
+
+    def close(self, worker_id: int) -> None:
+        link = self._links.pop(worker_id, None)
+        if link is not None:
+            link.close()
+
+    def close_all(self) -> None:
+        for worker_id in list(self._links):
+            self.close(worker_id)

@@ -47,8 +47,8 @@ class WorkerAgent:
             config.controller_host, config.controller_port, config.request_timeout_ms
         )
         self.runner = JobRunner(config.concurrency, self._queue_result, config.job_time_limit_s)
-        service = JobService(self._current_rpc_key, self.runner.submit)
-        self.rpc_server = start_rpc_server(service, config)
+        self._service = JobService(self._current_rpc_key, self.runner.submit)
+        self.rpc_server = start_rpc_server(self._service, config)
 
     def _current_rpc_key(self) -> str | None:
         session = self._session
@@ -123,6 +123,7 @@ class WorkerAgent:
             # Take jobs first: the scheduler may send one as soon as it has stored the join.
             self.runner.set_session(session.worker_id, session.api_url, session.worker_token)
             self._session = session
+            self._service.key_changed()
             self.link.open_channels(session.telemetry_port, session.broadcast_port)
             self._joined.set()
             log.info("joined as worker %s; API at %s", session.worker_id, session.api_url)
@@ -171,12 +172,10 @@ class WorkerAgent:
             self.link.publish(
                 Telemetry(
                     worker_id=session.worker_id,
-                    worker_name=self.config.worker_name,
                     cpu_percent=cpu,
                     memory_percent=memory,
                     gpu=gpu,
                     running_job_ids=self.runner.running_job_ids,
-                    sent_at_ms=int(time.time() * 1000),
                     worker_key=session.rpc_key,
                     process_cpu_percent=own_cpu,
                     process_rss_bytes=own_rss,

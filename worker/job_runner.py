@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from foundation import defaults
-from protocol import JobAssignment, JobOutcome, JobResult
+from protocol import JobAssignment, JobOutcome, JobResult, SubmitAnswer
 from worker.pool_process import JobTimedOut, PoolProcess, PoolProcessLost
 
 log = logging.getLogger(__name__)
@@ -68,21 +68,25 @@ class JobRunner:
         with self._lock:
             return tuple(sorted(self._running))
 
-    def submit(self, assignment: JobAssignment) -> bool:
-        """Start a job unless every slot is busy, the job already runs here, or we stop."""
+    def submit(self, assignment: JobAssignment) -> SubmitAnswer:
+        """Start a job unless not joined yet or stopping, every slot is busy, or it runs here.
+
+        A slot counts as busy until its job's pool process answered, which is before the
+        job's result goes out: the scheduler counts it the same way.
+        """
         if self._api is None:
-            return False
+            return SubmitAnswer.NOT_READY
         worker_id, api_url, token = self._api
         with self._lock:
-            if (
-                self._closing.is_set()
-                or len(self._running) >= self.concurrency
-                or assignment.job_id in self._running
-            ):
-                return False
+            if self._closing.is_set():
+                return SubmitAnswer.NOT_READY
+            if assignment.job_id in self._running:
+                return SubmitAnswer.REFUSED
+            if len(self._running) >= self.concurrency:
+                return SubmitAnswer.BUSY
             self._running.add(assignment.job_id)
             self._jobs.put(_QueuedJob(assignment, worker_id, api_url, token))
-        return True
+        return SubmitAnswer.ACCEPTED
 
     def _serve_slot(self, process: PoolProcess) -> None:
         while (job := self._jobs.get()) is not None:

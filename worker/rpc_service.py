@@ -6,6 +6,7 @@ import hmac
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 import rpyc
@@ -13,7 +14,7 @@ from rpyc.core.stream import SocketStream
 from rpyc.utils.authenticators import AuthenticationError
 from rpyc.utils.server import ThreadedServer
 
-from protocol import DecodeError, JobAssignment, decode
+from protocol import DecodeError, JobAssignment, SubmitAnswer, decode
 from protocol.rpc import CONNECT_PROOF_BYTES, SAFE_RPYC_CONFIG, BoundedChannel, connect_proof
 from worker.config import WorkerConfig
 
@@ -25,24 +26,56 @@ rpyc_log.setLevel(logging.WARNING)  # rpyc logs every connection at INFO
 class JobService(rpyc.Service):
     """What the scheduler may call on a worker, and nothing else."""
 
-    def __init__(self, rpc_key: Callable[[], str | None], submit: Callable[[JobAssignment], bool]):
+    def __init__(
+        self,
+        rpc_key: Callable[[], str | None],
+        submit: Callable[[JobAssignment], SubmitAnswer],
+    ):
         super().__init__()
         self.rpc_key = rpc_key  # the current key, None while not joined or stopping
         self._submit = submit
+        self._key_changed = threading.Condition()
 
-    def exposed_submit_job(self, rpc_key, assignment) -> bool:
-        """Start a job if `rpc_key` is this worker's current key and a slot is free."""
+    def key_changed(self) -> None:
+        """Tell connections waiting for a new key (the worker just joined) to look again."""
+        with self._key_changed:
+            self._key_changed.notify_all()
+
+    def proves_key(self, proof: bytes, wait_s: float) -> bool:
+        """Whether `proof` is the current key's, waiting up to `wait_s` for a new key.
+
+        The scheduler may connect with the key of a join whose answer the worker has not
+        read yet; such a proof becomes good within moments, a wrong one never does.
+        """
+
+        def proven() -> bool:
+            key = self.rpc_key()
+            return key is not None and hmac.compare_digest(proof, connect_proof(key))
+
+        with self._key_changed:
+            return self._key_changed.wait_for(proven, timeout=wait_s)
+
+    def exposed_submit_job(self, rpc_key, assignment) -> str:
+        """Start a job if `rpc_key` is this worker's current key and a slot is free.
+
+        Answers a `SubmitAnswer` value as a plain str (rpyc sends no other str type by value).
+        """
+        return self._answer(rpc_key, assignment).value
+
+    def _answer(self, rpc_key, assignment) -> SubmitAnswer:
+        if type(rpc_key) is not str or type(assignment) is not bytes:
+            return SubmitAnswer.REFUSED
         expected = self.rpc_key()
-        if type(rpc_key) is not str or type(assignment) is not bytes or expected is None:
-            return False
+        if expected is None:
+            return SubmitAnswer.NOT_READY
         if not hmac.compare_digest(rpc_key.encode(), expected.encode()):
             log.warning("refused a job call with a wrong rpc key")
-            return False
+            return SubmitAnswer.REFUSED
         try:
             job = decode(assignment, JobAssignment)
         except DecodeError as e:
             log.warning("refused a malformed job: %s", e)
-            return False
+            return SubmitAnswer.REFUSED
         return self._submit(job)
 
 
@@ -74,7 +107,6 @@ class GuardedServer(ThreadedServer):
         **kwargs,
     ) -> None:
         super().__init__(service, authenticator=self._authenticate, **kwargs)
-        self._rpc_key = service.rpc_key
         self.max_frame_bytes = max_frame_bytes
         self._connect_timeout_s = connect_timeout_s
         self._slots = threading.BoundedSemaphore(max_connections)
@@ -95,13 +127,13 @@ class GuardedServer(ThreadedServer):
 
     def _authenticate(self, sock: socket.socket) -> tuple[socket.socket, None]:
         """Read the key's proof, with a deadline; raise AuthenticationError without it."""
+        deadline = time.monotonic() + self._connect_timeout_s
         sock.settimeout(self._connect_timeout_s)
         try:
             proof = _read_exactly(sock, CONNECT_PROOF_BYTES)
         except OSError as e:  # the deadline passed, or the peer reset
             raise AuthenticationError(f"no key proof: {e}") from e
-        key = self._rpc_key()
-        if key is None or not hmac.compare_digest(proof, connect_proof(key)):
+        if not self.service.proves_key(proof, max(0.0, deadline - time.monotonic())):
             log.warning("refused an rpc connection without the rpc key")
             raise AuthenticationError("wrong or missing key proof")
         sock.settimeout(None)

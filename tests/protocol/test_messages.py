@@ -21,6 +21,7 @@ from protocol import (
     JoinRefused,
     JoinRequest,
     Message,
+    SubmitAnswer,
     Telemetry,
     WorkloadsProgressed,
     decode,
@@ -56,12 +57,10 @@ SAMPLES: list[Message] = [
     JoinRefused(reason="wrong join token", proof="45" * 32),
     Telemetry(
         worker_id=2,
-        worker_name="worker-1",
         cpu_percent=12.5,
         memory_percent=40.25,
         gpu={"name": "H100", "util_percent": 3.0, "memory": {"used": 1, "total": 80}},
         running_job_ids=(1, 2, 3),
-        sent_at_ms=1_700_000_000_000,
     ),
     JobAssignment(
         job_id=11,
@@ -69,12 +68,11 @@ SAMPLES: list[Message] = [
         image_number=0,
         filter_name="blur",
         params={"radius": 2.5},
-        attempt=2,
     ),
     JobResult(worker_id=2, job_id=11, outcome="failed", error="boom ✗", duration_ms=35),
     JobsQueued(),
     Ack(ok=False, detail="unexpected message"),
-    ControllerHeartbeat(controller_instance="abc123", sent_at_ms=1, interval_ms=1000),
+    ControllerHeartbeat(controller_instance="abc123", sent_at_ms=1, worker_ids=(2, 5)),
     WorkloadsProgressed(workload_ids=(3, 7)),
 ]
 
@@ -83,7 +81,7 @@ DEFAULTS: list[Message] = [
     JoinRequest("w", (), 1, "h", 1, "n", "p"),
     JoinAccepted(1, "u", "t", "k", 1, 2, 3, "i"),
     JoinRefused("no"),
-    Telemetry(1, "w", 0.0, 0.0, None, (), 0),
+    Telemetry(1, 0.0, 0.0, None, ()),
     JobAssignment(1, 1, 1, "grayscale"),
     JobResult(1, 1, "done"),
     JobsQueued(),
@@ -197,7 +195,31 @@ def test_fields_with_defaults_may_be_left_out() -> None:
     assert decode(
         b'{"kind": "job", "job_id": 1, "workload_id": 2, "image_number": 3,'
         b' "filter_name": "grayscale"}'
-    ) == JobAssignment(1, 2, 3, "grayscale", {}, 1)
+    ) == JobAssignment(1, 2, 3, "grayscale", {})
+
+
+@pytest.mark.parametrize(
+    ("message", "dropped"),
+    [
+        (Telemetry(1, 0.0, 0.0, None, ()), "worker_name"),
+        (Telemetry(1, 0.0, 0.0, None, ()), "sent_at_ms"),
+        (JobAssignment(1, 2, 3, "grayscale"), "attempt"),
+        (ControllerHeartbeat("abc123", 1), "interval_ms"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else type(v).__name__,
+)
+def test_fields_nothing_read_are_gone(message: Message, dropped: str) -> None:
+    payload = json.loads(encode(message))
+    payload[dropped] = 1
+    with pytest.raises(DecodeError, match=dropped):
+        decode(json.dumps(payload).encode())
+
+
+@pytest.mark.parametrize("answer", list(SubmitAnswer), ids=lambda a: a.name)
+def test_submit_answers_travel_as_plain_strings(answer: SubmitAnswer) -> None:
+    """rpyc sends only exact builtin types by value: a str subclass would go as a proxy."""
+    assert type(answer.value) is str
+    assert SubmitAnswer(answer.value) is answer
 
 
 @pytest.mark.parametrize("message", SAMPLES, ids=lambda m: type(m).__name__)
@@ -256,12 +278,10 @@ def test_deeply_nested_json_is_a_decode_error() -> None:
         {
             "kind": "telemetry",
             "worker_id": 2,
-            "worker_name": "w",
             "cpu_percent": "high",
             "memory_percent": 0,
             "gpu": None,
             "running_job_ids": 7,
-            "sent_at_ms": 0,
         },
     ],
     ids=["join-proof-int", "telemetry-strings"],

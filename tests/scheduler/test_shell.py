@@ -1,0 +1,151 @@
+"""The scheduler's shell on a real datastore, with stub links in place of rpyc.
+
+As dramatiq's StubBroker stands in for a broker: each stub link records what the shell
+sends and lets the test answer for the worker, so the shell's thread, its datastore
+writes and the core run for real in a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import datastore
+from datastore import jobs, transaction, workloads
+from protocol import JobAssignment, JobOutcome, JobResult, SubmitAnswer
+from scheduler import Scheduler, SchedulerSettings, WorkerRegistration
+from tests.conftest import wait_until
+
+WAIT_S = 5.0
+
+
+class StubLink:
+    """Records the jobs sent to one worker; `refuse` answers for it as its link would."""
+
+    def __init__(self, registration: WorkerRegistration, on_refused) -> None:
+        self.registration = registration
+        self._on_refused = on_refused
+        self.sent: queue.SimpleQueue[JobAssignment] = queue.SimpleQueue()
+
+    def send(self, assignment: JobAssignment) -> None:
+        self.sent.put(assignment)
+
+    def close(self) -> None:
+        pass
+
+    def next_job_id(self) -> int:
+        return self.sent.get(timeout=WAIT_S).job_id
+
+    def refuse(self, job_id: int, answer: SubmitAnswer | None) -> None:
+        assignment = JobAssignment(job_id, 0, 0, "grayscale")
+        self._on_refused(assignment, answer, f"answered {answer}")
+
+
+class StubLinks:
+    """The `open_link` of a shell under test: the latest link of each worker."""
+
+    def __init__(self) -> None:
+        self.by_worker: dict[int, StubLink] = {}
+
+    def __call__(self, registration: WorkerRegistration, on_refused) -> StubLink:
+        link = StubLink(registration, on_refused)
+        self.by_worker[registration.worker_id] = link
+        return link
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "db.sqlite3"
+
+
+@pytest.fixture
+def conn(db_path: Path) -> Iterator[sqlite3.Connection]:
+    connection = datastore.connect(db_path)
+    yield connection
+    connection.close()
+
+
+def queue_jobs(conn: sqlite3.Connection, images: int, tags: list[str]) -> list[int]:
+    """A workload of `images` queued jobs for workers with `tags`; return the job ids."""
+    with transaction(conn) as db:
+        db.execute(
+            "INSERT INTO users (username, password_hash, role, created_at)"
+            " VALUES ('alice', 'not a hash', 'user', 0)"
+        )
+        workload = workloads.create_workload(db, 1, "w", "grayscale", {}, tags)
+        for _ in range(images):
+            workloads.add_original(db, workload["id"], "PNG", 4, 3)
+    return [row[0] for row in conn.execute("SELECT id FROM jobs ORDER BY id")]
+
+
+def job_state(conn: sqlite3.Connection, job_id: int) -> tuple[str, int]:
+    row = conn.execute("SELECT status, attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return row["status"], row["attempts"]
+
+
+def registration(worker_id: int, tags: tuple[str, ...] = ()) -> WorkerRegistration:
+    return WorkerRegistration(
+        worker_id, f"w{worker_id}", frozenset(tags), 1, "127.0.0.1", 1, f"key-{worker_id}"
+    )
+
+
+@pytest.fixture
+def links() -> StubLinks:
+    return StubLinks()
+
+
+@pytest.fixture
+def shell(db_path: Path, conn: sqlite3.Connection, links: StubLinks) -> Iterator[Scheduler]:
+    """A running shell that sweeps at every tick; stopped at the end."""
+    settings = SchedulerSettings(dead_after_s=60.0, recovery_sweep_s=0.0, max_attempts=3)
+    scheduler = Scheduler(db_path, settings, open_link=links)
+    queue_jobs(conn, 2, ["x"])
+    thread = threading.Thread(target=scheduler.run, daemon=True)
+    thread.start()
+    try:
+        yield scheduler
+    finally:
+        scheduler.stop()
+        thread.join(timeout=WAIT_S)
+
+
+def after_round(shell: Scheduler, worker_id: int) -> None:
+    """Wait until a round that saw this worker join ended (its placements included)."""
+    shell.worker_joined(registration(worker_id))  # no tags: it takes no job of the test's
+    wait_until(lambda: worker_id in shell.known_worker_ids, WAIT_S, f"worker {worker_id}")
+
+
+def test_no_job_goes_into_a_slot_the_worker_still_holds(shell, conn, links):
+    """The API marks a job done before the worker's pool process answers; the recovery
+    sweep used to count the slot free on the datastore's word, and the worker refused
+    the next job sent into it (worker 1 did not take job 88)."""
+    first, second = jobs.queued_job_ids(conn)
+    shell.worker_joined(registration(1, tags=("x",)))
+    link = wait_until(lambda: links.by_worker.get(1), WAIT_S, "worker 1's link")
+    assert link.next_job_id() == first
+    assert jobs.complete_job(conn, workload_id=1, number=0, worker_id=1)  # the API's part
+    shell.tick()  # a recovery sweep
+    after_round(shell, 2)
+    assert link.sent.empty()
+    shell.job_finished(JobResult(1, first, JobOutcome.DONE.value, worker_key="key-1"))
+    assert link.next_job_id() == second
+
+
+def test_a_busy_refusal_hands_the_job_back_and_costs_no_attempt(shell, conn, links):
+    first, second = jobs.queued_job_ids(conn)
+    shell.worker_joined(registration(1, tags=("x",)))
+    link = wait_until(lambda: links.by_worker.get(1), WAIT_S, "worker 1's link")
+    assert link.next_job_id() == first
+    link.refuse(first, SubmitAnswer.BUSY)
+    wait_until(lambda: job_state(conn, first) == ("queued", 0), WAIT_S, "the job handed back")
+    after_round(shell, 2)
+    assert link.sent.empty()  # it waits for the worker's slot, and no other can take it
+    shell.job_finished(JobResult(1, 999, JobOutcome.DISCARDED.value, worker_key="key-1"))
+    assert link.next_job_id() == first
+    assert job_state(conn, first) == ("running", 1)
+    assert job_state(conn, second) == ("queued", 0)

@@ -13,7 +13,6 @@ from api.inputs import ID_CONVERTER, IdConverter
 from api.json_provider import OrjsonProvider
 from api.notify import ControllerNotifier
 from api.progress_watch import ProgressWatch
-from api.storage import ImageStore
 from datastore import connect
 from datastore.filtered_cache import FilteredImagesCache
 from foundation import defaults
@@ -34,7 +33,6 @@ def create_app(config: ApiConfig, test_config: dict | None = None) -> Flask:
         app.config.update(test_config)
     app.url_map.converters[ID_CONVERTER] = IdConverter
     connect(config.database_path).close()  # create the schema before the first request
-    app.extensions["dpip_images"] = ImageStore(config.images_dir)
     app.extensions["dpip_notifier"] = ControllerNotifier(config.controller_address)
     app.extensions["dpip_progress_watch"] = ProgressWatch(
         progress_events_address(config.data_dir), config.max_waiting_requests

@@ -8,7 +8,10 @@ import re
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from accounts import UnknownUser, WeakPassword
+from datastore.users import UserExists
 from foundation.errors import DPIPError
+from imagestore import ImageMissing, ImageStoreError, StoreFull
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +38,36 @@ def forbidden(message: str) -> APIError:
     return APIError(403, "forbidden", message)
 
 
+# The lower packages' errors and their answers: Flask picks the closest class of an error.
+ANSWERS: dict[type[DPIPError], tuple[int, str]] = {
+    StoreFull: (507, "insufficient_storage"),
+    ImageMissing: (404, "not_found"),
+    ImageStoreError: (500, "storage_error"),
+    WeakPassword: (400, "invalid_password"),
+    UnknownUser: (404, "not_found"),
+    UserExists: (409, "duplicate_username"),
+}
+
+
 def error_response(status: int, code: str, message: str):
     response = jsonify(error=code, message=message)
     response.status_code = status
     return response
 
 
+def _answer_with(status: int, code: str):
+    def answer(e: DPIPError):
+        if status >= 500:
+            log.warning("%s: %s", code, e)
+        return error_response(status, code, str(e))
+
+    return answer
+
+
 def register_error_handlers(app: Flask) -> None:
-    """Answer APIError, HTTP errors and unexpected exceptions in the JSON shape."""
+    """Answer APIError, ANSWERS' errors, HTTP errors and unexpected ones in the JSON shape."""
+    for error_class, (status, code) in ANSWERS.items():
+        app.register_error_handler(error_class, _answer_with(status, code))
 
     @app.errorhandler(APIError)
     def handle_api_error(e: APIError):

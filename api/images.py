@@ -2,27 +2,37 @@
 
 from __future__ import annotations
 
+import io
 import sqlite3
 
 from flask import Blueprint, current_app, jsonify, request, send_file
+from flask.blueprints import BlueprintSetupState
 from flask_jwt_extended import jwt_required
 
 from api.access import require_assigned_job, require_result_of_own_job, visible_workload
 from api.db import get_db
 from api.errors import APIError, bad_request, forbidden, not_found
 from api.inputs import ID_CONVERTER, parse_id, request_fields
-from api.storage import ImageStore
 from api.tokens import Principal, current_principal
 from datastore import jobs, transaction, workloads
+from imagestore import ImageName, ImageStore, LocalImageStore
 from imaging import ImageInfo, ImageTooComplex, ImageTooLarge, NotAnImage, inspect_image
+from protocol import JobStatus
 
 bp = Blueprint("images", __name__)
 
 WORKLOAD_HINT = "; images are numbered per workload, so add ?workload_id=<id>"
+STORE_EXTENSION = "dpip_images"
 
 
-def _store() -> ImageStore:
-    return current_app.extensions["dpip_images"]
+@bp.record_once
+def _install_store(state: BlueprintSetupState) -> None:
+    state.app.extensions[STORE_EXTENSION] = LocalImageStore(state.app.config["DPIP"].images_dir)
+
+
+def image_store() -> ImageStore:
+    """The app's image store, made (and its directories closed to others) at start."""
+    return current_app.extensions[STORE_EXTENSION]
 
 
 def _image_type(fields: dict) -> str:
@@ -74,10 +84,10 @@ def _inspect_upload() -> tuple[bytes, ImageInfo]:
 
 
 def _store_original(workload: sqlite3.Row, data: bytes, info: ImageInfo) -> int:
-    store = _store()
-    with store.staged(workload["dir_name"], data) as put, transaction(get_db()) as db:
+    staged = image_store().put(workload["dir_name"], io.BytesIO(data))
+    with staged, transaction(get_db()) as db:
         number = workloads.add_original(db, workload["id"], info.format, info.width, info.height)
-        put(store.path(workload["dir_name"], number, "original", info.extension))
+        staged.commit(ImageName(number, "original", info.extension))
     current_app.extensions["dpip_notifier"].poke()
     return number
 
@@ -85,15 +95,15 @@ def _store_original(workload: sqlite3.Row, data: bytes, info: ImageInfo) -> int:
 def _store_filtered(principal: Principal, workload: sqlite3.Row, number: int, data: bytes) -> None:
     if not principal.is_worker:
         raise forbidden("only the worker running the job may upload a filtered result")
-    store = _store()
     image = workloads.get_image(get_db(), workload["id"], number)
     if image is None:
         raise not_found(f"image {number} does not exist in workload {workload['id']}")
     extension = ImageInfo(image["format"], 0, 0).extension
-    with store.staged(workload["dir_name"], data) as put, transaction(get_db()) as db:
+    staged = image_store().put(workload["dir_name"], io.BytesIO(data))
+    with staged, transaction(get_db()) as db:
         if not jobs.complete_job(db, workload["id"], number, principal.id):
             raise APIError(409, "job_not_assigned", "this job is no longer assigned to you")
-        put(store.path(workload["dir_name"], number, "filtered", extension))
+        staged.commit(ImageName(number, "filtered", extension))
 
 
 @bp.post("/images")
@@ -125,11 +135,11 @@ def download_image(image_id: int):
     image = workloads.get_image(get_db(), workload["id"], image_id)
     if image is None:
         raise not_found(f"image {image_id} does not exist in workload {workload['id']}")
-    if kind == "filtered" and image["status"] != jobs.DONE:
-        detail = f"failed: {image['error']}" if image["status"] == jobs.FAILED else "not ready yet"
+    if kind == "filtered" and image["status"] != JobStatus.DONE:
+        detail = (
+            f"failed: {image['error']}" if image["status"] == JobStatus.FAILED else "not ready yet"
+        )
         raise not_found(f"image {image_id} has no filtered result ({detail})")
     info = ImageInfo(image["format"], image["width"], image["height"])
-    path = _store().path(workload["dir_name"], image_id, kind, info.extension)
-    if not path.is_file():
-        raise not_found(f"the {kind} file of image {image_id} is missing")
-    return send_file(path, mimetype=info.mime_type, max_age=0)
+    stored = image_store().open(workload["dir_name"], ImageName(image_id, kind, info.extension))
+    return send_file(stored, mimetype=info.mime_type, max_age=0)

@@ -9,34 +9,25 @@ from __future__ import annotations
 
 import sqlite3
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 from flask_jwt_extended import jwt_required
 
+import accounts
 from api.access import require_admin, require_person
 from api.auth import verify_password
 from api.db import get_db
 from api.errors import APIError, bad_request, not_found
+from api.images import image_store
 from api.inputs import is_utf8, request_fields
 from api.tokens import mint_user_token
-from datastore import transaction, users, workloads
+from datastore import transaction, users
 from protocol import UserRole
 
 bp = Blueprint("users", __name__)
 
-MIN_PASSWORD_CHARS = 8
-
 
 def describe_user(row: sqlite3.Row) -> dict:
     return {"username": row["username"], "role": row["role"]}
-
-
-def _password(value) -> str:
-    if not isinstance(value, str) or len(value) < MIN_PASSWORD_CHARS or not is_utf8(value):
-        raise bad_request(
-            f"'password' must be a string of at least {MIN_PASSWORD_CHARS} characters",
-            "invalid_password",
-        )
-    return value
 
 
 def _role(value) -> UserRole:
@@ -81,13 +72,10 @@ def create_user():
         or not is_utf8(username)
     ):
         raise bad_request("'username' must be 1-64 printable characters", "invalid_username")
-    password = _password(fields.get("password"))
+    password = accounts.check_password(fields.get("password"))
     role = _role(fields.get("role", UserRole.USER.value))
-    try:
-        with transaction(get_db()) as db:
-            row = users.create_user(db, username, password, role)
-    except users.UserExists as e:
-        raise APIError(409, "duplicate_username", str(e)) from e
+    with transaction(get_db()) as db:
+        row = accounts.create_user(db, username, password, role)
     return jsonify(describe_user(row)), 201
 
 
@@ -108,7 +96,7 @@ def update_user(username: str):
         raise not_found(f"user {username!r} does not exist")
     _existing(username)
     fields = request_fields()
-    password = _password(fields["password"]) if "password" in fields else None
+    password = accounts.check_password(fields["password"]) if "password" in fields else None
     role = None
     if "role" in fields:
         require_admin()
@@ -134,10 +122,5 @@ def delete_user(username: str):
     principal = require_admin()
     if principal.name == username:
         raise bad_request("you cannot delete yourself", "cannot_delete_self")
-    row = _existing(username)
-    owned = workloads.list_workloads(get_db(), row["id"])
-    with transaction(get_db()) as db:
-        users.delete_user(db, username)
-    for workload in owned:
-        current_app.extensions["dpip_images"].remove_workload(workload["dir_name"])
+    accounts.delete_user(get_db(), image_store(), username)
     return jsonify(deleted=username)

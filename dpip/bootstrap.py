@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import datastore
-from datastore import users
+from accounts import WeakPassword, ensure_user
 from foundation import defaults, secrets
 from protocol import UserRole
 
@@ -29,7 +29,10 @@ def prepare_data_dir(data_dir: Path) -> Bootstrap:
     database.chmod(0o600)
     try:
         password = secrets.admin_password(data_dir)
-        created = users.ensure_user(conn, defaults.ADMIN_USERNAME, password, UserRole.ADMIN)
+        created = ensure_user(conn, defaults.ADMIN_USERNAME, password, UserRole.ADMIN)
+    except WeakPassword as e:
+        source = f"DPIP_ADMIN_PASSWORD or {data_dir / defaults.ADMIN_PASSWORD_FILE}"
+        raise WeakPassword(f"the first admin's password ({source}): {e}") from e
     finally:
         conn.close()
     return Bootstrap(

@@ -324,13 +324,16 @@ def user() -> None:
 
 
 def _password_from(stdin: bool) -> str:
+    from accounts import WeakPassword, check_password
+
     if stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if len(password) < 8:
-        raise click.UsageError("the password must have at least 8 characters")
-    return password
+    try:
+        return check_password(password)
+    except WeakPassword as e:
+        raise click.UsageError(str(e)) from e
 
 
 @user.command("add")
@@ -340,7 +343,7 @@ def _password_from(stdin: bool) -> str:
 @data_dir_option
 def user_add(name, admin, password_stdin, data_dir) -> None:
     """Create a user."""
-    from datastore import users
+    from accounts import create_user
     from protocol import UserRole
 
     data_dir, _ = _dirs(data_dir, None)
@@ -348,9 +351,7 @@ def user_add(name, admin, password_stdin, data_dir) -> None:
     password = _password_from(password_stdin)
     conn = datastore.connect(data_dir / defaults.DATABASE_FILE)
     try:
-        users.create_user(conn, name, password, UserRole.ADMIN if admin else UserRole.USER)
-    except users.UserExists as e:
-        raise click.ClickException(str(e)) from e
+        create_user(conn, name, password, UserRole.ADMIN if admin else UserRole.USER)
     finally:
         conn.close()
     click.echo(f"created user {name!r} ({'admin' if admin else 'user'})")
@@ -378,20 +379,13 @@ def user_list(data_dir) -> None:
 @images_dir_option
 def user_delete(name, data_dir, images_dir) -> None:
     """Delete a user with its workloads and images."""
-    from api.storage import ImageStore
-    from datastore import users, workloads
+    from accounts import delete_user
+    from imagestore import LocalImageStore
 
     data_dir, images_dir = _dirs(data_dir, images_dir)
     conn = datastore.connect(data_dir / defaults.DATABASE_FILE)
     try:
-        row = users.find_user_by_name(conn, name)
-        if row is None:
-            raise click.ClickException(f"user {name!r} does not exist")
-        owned = workloads.list_workloads(conn, row["id"])
-        users.delete_user(conn, name)
+        deleted = delete_user(conn, LocalImageStore(images_dir), name)
     finally:
         conn.close()
-    store = ImageStore(images_dir)
-    for workload in owned:
-        store.remove_workload(workload["dir_name"])
-    click.echo(f"deleted user {name!r} and {len(owned)} workload(s)")
+    click.echo(f"deleted user {name!r} and {deleted} workload(s)")

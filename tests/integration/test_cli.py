@@ -15,6 +15,9 @@ from contextlib import contextmanager
 import psutil
 import requests
 
+import datastore
+from datastore import users, workloads
+from foundation import defaults
 from tests.conftest import ADMIN_PASSWORD, BIN, Client, free_port, slow_png, wait_until
 
 
@@ -103,6 +106,62 @@ def test_user_commands(tmp_path):
     assert dpip(tmp_path, "user", "delete", "grace").returncode != 0
     short = dpip(tmp_path, "user", "add", "h", "--password-stdin", stdin="short\n")
     assert short.returncode != 0
+
+
+def test_user_delete_removes_the_users_workloads_and_their_image_dirs(tmp_path):
+    for name in ("grace", "heidi"):
+        added = dpip(tmp_path, "user", "add", name, "--password-stdin", stdin="long-enough-1\n")
+        assert added.returncode == 0, added.stderr
+    images = tmp_path / "images"
+    conn = datastore.connect(tmp_path / "data" / defaults.DATABASE_FILE)
+    try:
+        dirs = {}
+        for owner, workload in (("grace", "cats"), ("grace", "dogs"), ("heidi", "birds")):
+            user_id = users.find_user_by_name(conn, owner)["id"]
+            with datastore.transaction(conn) as db:
+                row = workloads.create_workload(db, user_id, workload, "grayscale", {}, [])
+            dirs[workload] = images / row["dir_name"]
+            dirs[workload].mkdir(parents=True)
+            (dirs[workload] / "0.original.png").write_bytes(b"pixels")
+    finally:
+        conn.close()
+
+    deleted = dpip(tmp_path, "user", "delete", "grace", "--images-dir", str(images))
+
+    assert deleted.returncode == 0, deleted.stderr
+    assert "2 workload(s)" in deleted.stdout
+    assert not dirs["cats"].exists()
+    assert not dirs["dogs"].exists()
+    assert (dirs["birds"] / "0.original.png").read_bytes() == b"pixels"
+
+
+def test_user_add_refuses_a_password_that_is_not_utf8(tmp_path):
+    data_dir = str(tmp_path / "data")
+    added = subprocess.run(
+        [str(BIN / "dpip"), "user", "add", "ivan", "--password-stdin", "--data-dir", data_dir],
+        input=b"long-enough-\xff\n",
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert added.returncode == 2, added.stderr  # a usage error, as a short password is
+    assert b"Traceback" not in added.stderr
+    assert b"at least 8 characters" in added.stderr
+    assert "ivan" not in dpip(tmp_path, "user", "list").stdout
+
+
+def test_a_first_admin_password_that_breaks_the_rule_is_refused(tmp_path):
+    started = subprocess.run(
+        [str(BIN / "dpip"), "join-token", "--data-dir", str(tmp_path / "data")],
+        env={**os.environ, "DPIP_ADMIN_PASSWORD": "short"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert started.returncode == 1
+    assert "DPIP_ADMIN_PASSWORD" in started.stderr
+    assert "Traceback" not in started.stderr
 
 
 def test_join_token_is_stable_and_private(tmp_path):

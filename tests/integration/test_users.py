@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.conftest import ADMIN_PASSWORD, Client
+from tests.conftest import ADMIN_PASSWORD, Client, image_bytes
 
 
 def test_admin_creates_lists_and_reads_users(admin):
@@ -66,6 +68,20 @@ def test_deleted_users_token_stops_working(admin, make_user):
     assert response.json()["error"] == "unknown_user"
     assert admin.get(f"/workloads/{workload['workload_id']}").status_code == 404
     assert admin.delete("/users/admin").status_code == 400
+
+
+def test_deleting_a_user_deletes_their_workloads_image_files(cluster, admin, make_user):
+    user = make_user()
+    workload_id = user.create_workload(workload_name="doomed")["workload_id"]
+    assert user.upload(workload_id, image_bytes()).status_code == 201
+    user.wait_completed(workload_id)  # no result upload races the deletion
+    [directory] = Path(cluster.images_dir).glob(f"{workload_id}-*")
+    assert (directory / "0.original.png").is_file()
+    assert admin.delete(f"/users/{user.username}").json() == {"deleted": user.username}
+    assert not directory.exists()
+    response = admin.delete(f"/users/{user.username}")
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
 
 
 def test_admin_password_works(cluster):

@@ -1,0 +1,98 @@
+"""What every image store engine offers: staged writes, reads, listing and deletion.
+
+A workload's images live together (a directory, or a key prefix) named by the workload's
+`dir_name`; an image's name there is `<number>.<kind>.<extension>`. The local directory is
+the one engine today; an engine for object storage implements the same two classes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, Protocol, Self
+
+
+class ByteStream(Protocol):
+    """What a put reads from: any binary file object (BytesIO, a file, a request body)."""
+
+    def readinto(self, buffer: memoryview, /) -> int | None:
+        """Fill `buffer` with the next bytes and return how many; 0 at the end."""
+
+
+@dataclass(frozen=True, order=True)
+class ImageName:
+    """An image's name within its workload: its number, kind and file extension."""
+
+    number: int
+    kind: str  # "original" or "filtered"
+    extension: str
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.number}.{self.kind}.{self.extension}"
+
+    @classmethod
+    def parse(cls, file_name: str) -> ImageName | None:
+        """The name `file_name` spells, None for anything else (a temp file, say)."""
+        number, _, rest = file_name.partition(".")
+        kind, _, extension = rest.partition(".")
+        if not (number.isascii() and number.isdigit() and kind and extension):
+            return None
+        return cls(int(number), kind, extension)
+
+
+class StagedImage(ABC):
+    """An image written whole under a temporary name, which no reader sees.
+
+    Commit it inside the datastore transaction that records the image, so the file and its
+    row appear together; leaving the `with` block discards a staged image never committed.
+    """
+
+    @abstractmethod
+    def commit(self, name: ImageName) -> None:
+        """Move the staged bytes to `name` at once, replacing any image of that name."""
+
+    @abstractmethod
+    def discard(self) -> None:
+        """Remove the staged bytes; nothing happens once they were committed."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.discard()
+
+
+class ImageStore(ABC):
+    """Image files, one group per workload, each written whole or not at all."""
+
+    @abstractmethod
+    def put(self, workload_dir: str, stream: ByteStream) -> StagedImage:
+        """Write what `stream` holds to a temporary name in the workload and return it staged.
+
+        The name is given at commit, since an original's number is only drawn in the
+        transaction that records it.
+        """
+
+    @abstractmethod
+    def open(self, workload_dir: str, name: ImageName) -> Path | BinaryIO:
+        """Return what reads the image: its path where the engine keeps local files (the
+        API serves a path with sendfile), else a stream open for reading.
+
+        Raises ImageMissing when the store has no such image.
+        """
+
+    @abstractmethod
+    def list_workload(self, workload_dir: str) -> list[ImageName]:
+        """The names of the workload's images in order; none for an unknown workload."""
+
+    @abstractmethod
+    def delete_workload(self, workload_dir: str) -> None:
+        """Delete every image of the workload, staged ones too; an unknown one is no error."""

@@ -165,8 +165,10 @@ def run_stress_test(argv: list[str]) -> tuple[int, str]:
     return process.returncode, output
 
 
-def dpip_report(case: Case, count: int, workers: int, concurrency: int) -> dict[str, Any] | None:
-    """stress_test.py's JSON report of the case, or None when it wrote none."""
+def dpip_report(
+    case: Case, count: int, workers: int, concurrency: int
+) -> tuple[int, dict[str, Any] | None]:
+    """stress_test.py's exit code and JSON report of the case (None when it wrote none)."""
     with tempfile.TemporaryDirectory(prefix="dpip-bench-") as root:
         json_path = Path(root, "report.json")
         code, output = run_stress_test(
@@ -174,7 +176,18 @@ def dpip_report(case: Case, count: int, workers: int, concurrency: int) -> dict[
         )
         if code != 0:
             print(f"WARN name={case.name} stress_test exit {code}:\n{output.strip()}", flush=True)
-        return json.loads(json_path.read_text()) if json_path.exists() else None
+        return code, json.loads(json_path.read_text()) if json_path.exists() else None
+
+
+def target_verdict(target: Target, result: dict[str, Any], run_ok: bool) -> str:
+    """`yes` only for a run whose every image came back right (a failed or timed-out run's
+    figures say nothing); `n/a` when a figure is missing."""
+    if not run_ok:
+        return "no"
+    try:
+        return "yes" if target.met(result) else "no"
+    except TypeError:  # a figure is missing (None)
+        return "n/a"
 
 
 def figure(value: float | None) -> str:
@@ -185,7 +198,7 @@ def run_case(case: Case, count: int, workers: int, concurrency: int, pool: Pool)
     """Measure one case both ways and print its CASE, INFO and TARGET lines."""
     cores = os.cpu_count() or 1
     raw_ips = raw_images_per_s(case, count, pool, cores)
-    report = dpip_report(case, count, workers, concurrency)
+    code, report = dpip_report(case, count, workers, concurrency)
     if report is None:
         print(f"CASE name={case.name} images={count} raw_ips={raw_ips:.2f} dpip_ips=n/a")
         return
@@ -210,11 +223,9 @@ def run_case(case: Case, count: int, workers: int, concurrency: int, pool: Pool)
             f"controller={cpu['controller']:.2f} workers={cpu['workers']:.2f} "
             f"client={cpu['client']:.2f} total={cpu['total']:.2f} bound_ips={cpu['bound_ips']}"
         )
+    run_ok = code == 0 and report["ok"]
     for target in case.targets:
-        try:
-            met = "yes" if target.met(result) else "no"
-        except TypeError:  # a figure is missing (None)
-            met = "n/a"
+        met = target_verdict(target, result, run_ok)
         print(f'TARGET name={case.name} want="{target.description}" met={met}', flush=True)
 
 

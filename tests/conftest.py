@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pynng
 import pytest
 import requests
@@ -34,6 +35,7 @@ from protocol import (
     decode,
     new_nonce,
 )
+from tests.outcomes import running_on
 
 ADMIN_PASSWORD = "admin-password-for-tests"
 TELEMETRY_INTERVAL_MS = 250
@@ -320,12 +322,22 @@ def running_cluster(
         cluster.stop_all()
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[Cluster]:
-    """A running system shared by the tests of one module."""
-    env = {"DPIP_MAX_UPLOAD_BYTES": str(4 * 1024 * 1024)}
-    with running_cluster(tmp_path_factory.mktemp("cluster"), env=env) as running:
-        yield running
+def cluster_fixture(
+    scope: str = "module", workers: int = 2, env: dict[str, str] | None = None
+) -> Callable:
+    """A `cluster` fixture: a running system of `workers` workers (with `env` for every
+    part), shared by the tests of its `scope` and stopped after them. A conftest or a module
+    that needs another system assigns its own: `cluster = cluster_fixture(workers=1)`."""
+
+    @pytest.fixture(scope=scope, name="cluster")
+    def running_system(tmp_path_factory) -> Iterator[Cluster]:
+        with running_cluster(tmp_path_factory.mktemp("cluster"), workers, env) as running:
+            yield running
+
+    return running_system
+
+
+cluster = cluster_fixture(env={"DPIP_MAX_UPLOAD_BYTES": str(4 * 1024 * 1024)})
 
 
 @pytest.fixture(scope="module")
@@ -414,7 +426,7 @@ class FakeWorker:
 
     def report(self, pub: pynng.Pub0) -> None:
         accepted = self.accepted
-        sample = Telemetry(accepted.worker_id, self.name, 0.0, 0.0, None, (), 0, accepted.rpc_key)
+        sample = Telemetry(accepted.worker_id, 0.0, 0.0, None, (), worker_key=accepted.rpc_key)
         pub.send(sample.encode())
 
 
@@ -451,10 +463,22 @@ def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
     return bytes(data)
 
 
-def slow_png(size: tuple[int, int] = (4000, 3000)) -> bytes:
-    """A small file that is slow to filter: 12 Mpx of a smooth gradient takes ~0.8 s a job."""
+def slow_png(size: tuple[int, int] = (4000, 3000), seed: int = 0) -> bytes:
+    """A small file that is slow to filter: 12 Mpx of a smooth gradient, ~0.3 s a job to
+    grayscale, ~1 s to blur. Each `seed` shifts the gradient: another image."""
+    gradient = Image.linear_gradient("L").point(lambda value: (value + 37 * seed) % 256)
     out = io.BytesIO()
-    Image.linear_gradient("L").resize(size).convert("RGB").save(out, format="PNG")
+    gradient.resize(size).convert("RGB").save(out, format="PNG")
+    return out.getvalue()
+
+
+def noise_png(size: tuple[int, int] = (256, 192), seed: int = 0) -> bytes:
+    """Random pixels (`seed` picks them), which PNG cannot compress: the file is about as
+    large as the pixels, 3 bytes each, and filters as slowly as any image of its size."""
+    width, height = size
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG", compress_level=1)
     return out.getvalue()
 
 
@@ -462,15 +486,19 @@ def workers_by_name(admin: Client) -> dict[str, dict]:
     return {w["name"]: w for w in admin.get("/status").json()["workers"]}
 
 
-def start_busy_workload(admin: Client, name: str, images: int) -> int:
-    """Queue `images` slow blur jobs in a new workload; return its id once worker-1 runs one."""
-    workload_id = admin.create_workload(filter="blur", radius=8, workload_name=name)["workload_id"]
-    data = slow_png()
-    for _ in range(images):
-        assert admin.upload(workload_id, data).status_code == 201
-    wait_until(
-        lambda: workers_by_name(admin)["worker-1"]["running_jobs"] > 0,
-        30,
-        "worker-1 to run a job",
-    )
-    return workload_id
+BUSY_FILTER = "grayscale"  # what start_busy_workload's jobs do (cheap to check after)
+
+
+def start_busy_workload(
+    cluster: Cluster, admin: Client, name: str, images: int
+) -> tuple[int, dict[int, bytes]]:
+    """Queue `images` slow jobs (distinct images) in a new workload; as soon as the datastore
+    shows worker-1 running one, return the workload's id and each original by number."""
+    workload_id = admin.create_workload(filter=BUSY_FILTER, workload_name=name)["workload_id"]
+    originals = {}
+    for data in [slow_png(seed=seed) for seed in range(images)]:  # made first: sent at once
+        response = admin.upload(workload_id, data)
+        assert response.status_code == 201, response.text
+        originals[response.json()["image_id"]] = data
+    wait_until(lambda: running_on(cluster, "worker-1"), 30, "worker-1 to run a job")
+    return workload_id, originals

@@ -6,27 +6,18 @@ that lets it mount; it skips otherwise).
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
-from tests.conftest import ADMIN_PASSWORD, start_cluster
+from tests.conftest import ADMIN_PASSWORD, noise_png, start_cluster
+from tests.outcomes import assert_done_once, job_records, wrong_results
 
 STORE_BYTES = 2 * 1024 * 1024
 LEFT_FREE = 400 * 1024  # what the filler leaves: room for about two uploads
 MAX_UPLOADS = 20  # the store must be full long before this
-
-
-def noise_png(size: tuple[int, int] = (256, 192)) -> bytes:
-    """About 150 KB that PNG cannot compress, different every time."""
-    image = Image.frombytes("RGB", size, os.urandom(size[0] * size[1] * 3))
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
 
 
 @pytest.fixture
@@ -67,8 +58,8 @@ def test_full_store_answers_507_and_recovers(tmp_path, small_store):
 
         stored: list[bytes] = []
         refused = None
-        for _ in range(MAX_UPLOADS):
-            data = noise_png()
+        for seed in range(MAX_UPLOADS):
+            data = noise_png(seed=seed)  # about 150 KB each, which PNG cannot compress
             response = admin.upload(wid, data)
             if response.status_code != 201:
                 refused = response
@@ -92,18 +83,19 @@ def test_full_store_answers_507_and_recovers(tmp_path, small_store):
             assert (directory / f"{number}.original.png").read_bytes() == data  # none cut short
 
         filler.unlink()
-        data = noise_png()
+        data = noise_png(seed=MAX_UPLOADS)
         response = admin.upload(wid, data)
         assert response.status_code == 201, response.text
         assert response.json()["image_id"] == len(stored)  # no number was used up by the 507
         stored.append(data)
 
-        cluster.start_worker("worker-1")  # and the results fit too
+        cluster.start_worker("worker-1")  # and the results fit too, each stored at once
         done = admin.wait_completed(wid, timeout_s=60)
         assert done["filtered_images"] == list(range(len(stored)))
         assert sorted(p.name for p in directory.iterdir()) == sorted(
             f"{n}.{kind}.png" for n in range(len(stored)) for kind in ("original", "filtered")
         )
-        assert "unhandled error" not in cluster.log("api")
+        assert_done_once(job_records(cluster, wid))
+        assert wrong_results(admin, wid, dict(enumerate(stored)), "grayscale") == []
     finally:
         cluster.stop_all()

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-import io
+import functools
 import os
 import signal
+import time
 
 import psutil
 import pytest
-from PIL import Image
 
-from tests.conftest import ADMIN_PASSWORD, start_cluster, wait_until
+from tests.conftest import ADMIN_PASSWORD, noise_png, start_cluster, wait_until
+from tests.outcomes import assert_done_once, job_records, running_on, wrong_results
 
-IMAGES = 30
+IMAGES = 12
+SIZE = (1200, 900)  # slow enough to blur (~0.3 s a job) that the kill lands mid-job
+RADIUS = 8
 
 
-def noise_png(size: tuple[int, int]) -> bytes:
-    out = io.BytesIO()
-    Image.effect_noise(size, 60).convert("RGB").save(out, format="PNG")
-    return out.getvalue()
+@functools.cache
+def originals() -> dict[int, bytes]:
+    """Distinct images, made once for both tests: a result swapped or run twice would show."""
+    return {number: noise_png(SIZE, seed=number) for number in range(IMAGES)}
 
 
 @pytest.mark.parametrize("kill_pool_too", [True, False], ids=["process-group", "main-only"])
@@ -26,29 +29,33 @@ def test_killed_worker_loses_no_job(tmp_path, kill_pool_too):
     cluster = start_cluster(tmp_path)
     try:
         admin = cluster.login("admin", ADMIN_PASSWORD)
-        workload = admin.create_workload(filter="blur", radius=8, workload_name="victims")
+        workload = admin.create_workload(filter="blur", radius=RADIUS, workload_name="victims")
         wid = workload["workload_id"]
-        slow_image = noise_png((1200, 900))  # slow enough to blur that a kill lands mid-job
-        for _ in range(IMAGES):
-            assert admin.upload(wid, slow_image).status_code == 201
+        for number, data in originals().items():
+            response = admin.upload(wid, data)
+            assert response.status_code == 201, response.text
+            assert response.json()["image_id"] == number
 
-        def worker_1_busy():
-            workers = admin.get("/status").json()["workers"]
-            return any(w["name"] == "worker-1" and w["running_jobs"] > 0 for w in workers)
-
-        wait_until(worker_1_busy, 30, "worker-1 to run a job")
+        wait_until(lambda: running_on(cluster, "worker-1"), 30, "worker-1 to run a job")
         victim = cluster.processes.pop("worker-1")
         pool = psutil.Process(victim.pid).children(recursive=True)
         if kill_pool_too:
             os.killpg(victim.pid, signal.SIGKILL)
         else:
             victim.send_signal(signal.SIGKILL)
+        killed_at = time.time()
+        # Until it is declared dead, the datastore still shows what it held when it died.
+        held = {number for w, number in running_on(cluster, "worker-1") if w == wid}
         victim.wait(timeout=10)
 
         done = admin.wait_completed(wid, timeout_s=120)
         assert done["filtered_images"] == list(range(IMAGES))
-        assert done["images"]["done"] == IMAGES
         assert done["failed_images"] == []
+        records = job_records(cluster, wid)
+        assert_done_once(records, taken_back=held)  # only what it held ran again ...
+        after_kill = {n: r.worker for n, r in records.items() if r.started_at > killed_at}
+        assert set(after_kill.values()) <= {"worker-2"}  # ... on the living worker
+        assert wrong_results(admin, wid, originals(), "blur", RADIUS) == []
         files = sorted(p.name for p in (cluster.images_dir).glob(f"{wid}-*/*"))
         assert len(files) == 2 * IMAGES
         assert all(not name.startswith(".") for name in files)

@@ -3,16 +3,34 @@
 from __future__ import annotations
 
 import socket
-import sqlite3
 import threading
-import time
 
 import pynng
 
+from foundation.defaults import REFUSALS_PER_CONNECTION
 from protocol import Ack, JobResult, JoinAccepted, Telemetry, decode
 from tests.conftest import ADMIN_PASSWORD, image_bytes, join, join_over, wait_until
+from tests.outcomes import database
+from tests.security.helpers import recorded_cpu
 
 FORGED_CPU = 99.25
+# Rounds of forged reports for workers 1-5, fewer refusals than close a connection, so the
+# genuine report sent after them on the same connection is read after them.
+FORGED_ROUNDS = (REFUSALS_PER_CONNECTION - 1) // 5
+MARKER_CPU = 12.5  # what a genuine report carries, sent after the forgeries
+
+
+def _telemetry(
+    worker_id: int, cpu: float, memory: float, running: tuple[int, ...] = (), *, worker_key: str
+) -> Telemetry:
+    return Telemetry(
+        worker_id=worker_id,
+        cpu_percent=cpu,
+        memory_percent=memory,
+        gpu=None,
+        running_job_ids=running,
+        worker_key=worker_key,
+    )
 
 
 def test_forged_telemetry_is_ignored(cluster):
@@ -21,20 +39,24 @@ def test_forged_telemetry_is_ignored(cluster):
     admin = cluster.login("admin", ADMIN_PASSWORD)
     victim_names = {w["name"] for w in admin.get("/status").json()["workers"]}
     with pynng.Pub0(dial=f"tcp://127.0.0.1:{accepted.telemetry_port}") as pub:
-        deadline = time.monotonic() + 2
-        while time.monotonic() < deadline:  # bounded: 2 s of forged reports
+        for _ in range(FORGED_ROUNDS):
             for worker_id in range(1, 6):
-                pub.send(
-                    Telemetry(worker_id, "x", FORGED_CPU, FORGED_CPU, None, (), 0, "wrong").encode()
-                )
-            time.sleep(0.05)
+                forged = _telemetry(worker_id, FORGED_CPU, FORGED_CPU, worker_key="wrong")
+                pub.send(forged.encode())
+        genuine = _telemetry(accepted.worker_id, MARKER_CPU, 0.0, worker_key=accepted.rpc_key)
+
+        def genuine_recorded() -> bool:  # sent after the forgeries, so applied after them
+            pub.send(genuine.encode())
+            return recorded_cpu(cluster, accepted.worker_id) == MARKER_CPU
+
+        wait_until(genuine_recorded, 10, "the forger's own report to be recorded")
     workers = admin.get("/status").json()["workers"]
     assert {w["name"] for w in workers} == victim_names
     assert all(w["cpu"] != FORGED_CPU and w["memory"] != FORGED_CPU for w in workers)
 
 
 def _job_row(cluster, workload_id: int):
-    conn = sqlite3.connect(f"file:{cluster.data_dir / 'dpip.sqlite3'}?mode=ro", uri=True)
+    conn = database(cluster)
     try:
         return conn.execute(
             "SELECT id, status, worker_id, attempts, error FROM jobs WHERE workload_id = ?",
@@ -49,6 +71,7 @@ def test_only_the_workers_own_key_can_fail_its_job(cluster):
     moment); a failure report with a wrong key changes nothing, one with its key counts."""
     stop = threading.Event()
     running: list[int] = []
+    cpu = [0.0]  # what its telemetry reports; a new value marks a point in the event order
     with (
         socket.socket() as silent_rpc_port,
         pynng.Req0(recv_timeout=5000) as req,
@@ -65,18 +88,10 @@ def test_only_the_workers_own_key_can_fail_its_job(cluster):
 
         def stay_alive() -> None:  # genuine telemetry, so the fake worker is not declared dead
             while not stop.wait(0.1):
-                pub.send(
-                    Telemetry(
-                        accepted.worker_id,
-                        "key-holder",
-                        0.0,
-                        0.0,
-                        None,
-                        tuple(running),
-                        0,
-                        accepted.rpc_key,
-                    ).encode()
+                report = _telemetry(
+                    accepted.worker_id, cpu[0], 0.0, tuple(running), worker_key=accepted.rpc_key
                 )
+                pub.send(report.encode())
 
         threading.Thread(target=stay_alive, daemon=True).start()
         admin = cluster.login("admin", ADMIN_PASSWORD)
@@ -92,7 +107,12 @@ def test_only_the_workers_own_key_can_fail_its_job(cluster):
         for key in ("wrong", "", accepted.rpc_key[:-1]):
             req.send(JobResult(worker_id, job_id, "failed", "forged", 0, key).encode())
             assert isinstance(decode(req.recv()), Ack)
-        time.sleep(0.5)  # the scheduler applies reports within milliseconds
+        # A report that got in was handed on before its Ack; telemetry sent after the Acks
+        # is applied after it. Once the marker is recorded, the forgeries had their chance.
+        cpu[0] = MARKER_CPU
+        wait_until(
+            lambda: recorded_cpu(cluster, worker_id) == MARKER_CPU, 5, "the marker telemetry"
+        )
         assert _job_row(cluster, wid) == (job_id, "running", worker_id, attempts, "")
 
         req.send(JobResult(worker_id, job_id, "failed", "genuine", 0, accepted.rpc_key).encode())

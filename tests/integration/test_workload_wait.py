@@ -7,25 +7,29 @@ answer that comes before the wait ran out can only come from a progress message.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import psutil
 import pynng
 import pytest
 
 from foundation.defaults import WORKLOAD_WAIT_MAX_S
 from protocol import WorkloadsProgressed, decode, progress_events_address
-from tests.conftest import ADMIN_PASSWORD, Client, Cluster, image_bytes, running_cluster
+from tests.conftest import (
+    ADMIN_PASSWORD,
+    Client,
+    Cluster,
+    cluster_fixture,
+    image_bytes,
+    running_cluster,
+    wait_until,
+)
 
 LATER = "later"  # a tag no worker has until a test starts one with it
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[Cluster]:
-    """This module's system rechecks waiting requests only every 60 s."""
-    env = {"DPIP_WORKLOAD_WAIT_RECHECK_S": "60"}
-    with running_cluster(tmp_path_factory.mktemp("wait"), workers=1, env=env) as running:
-        yield running
+# This module's system rechecks waiting requests only every 60 s.
+cluster = cluster_fixture(workers=1, env={"DPIP_WORKLOAD_WAIT_RECHECK_S": "60"})
 
 
 def queued_workload(admin: Client, name: str, tags: list[str] | None = None) -> int:
@@ -39,6 +43,15 @@ def timed_get(client: Client, workload_id: int, **params) -> tuple[float, dict]:
     response = client.get(f"/workloads/{workload_id}", params=params)
     assert response.status_code == 200, response.text
     return time.monotonic() - started, response.json()
+
+
+def progress_subscriptions(cluster: Cluster) -> int:
+    """How many API processes listen to the controller's progress events: each starts to
+    with its first waiting request."""
+    path = progress_events_address(cluster.data_dir).removeprefix("ipc://")
+    controller = psutil.Process(cluster.processes["controller"].pid)
+    sockets = [c for c in controller.net_connections(kind="unix") if c.laddr == path]
+    return len(sockets) - 1  # the controller's own listening socket
 
 
 def test_a_waiting_request_answers_when_the_image_is_filtered(cluster, admin):
@@ -107,18 +120,19 @@ def test_nobody_waits_on_another_users_workload(cluster, admin):
     mallory = cluster.login("mallory", "mallory-secret")
     wid = queued_workload(admin, "private", tags=["nobody-has-this"])
     started = time.monotonic()
-    response = mallory.get(f"/workloads/{wid}", params={"wait": 5})
+    response = mallory.get(f"/workloads/{wid}", params={"wait": WORKLOAD_WAIT_MAX_S})
     assert response.status_code == 404
-    assert time.monotonic() - started < 5  # refused before any wait
+    assert time.monotonic() - started < WORKLOAD_WAIT_MAX_S  # refused before any wait
 
 
 def test_stopping_the_api_answers_a_waiting_request_at_once(tmp_path):
     with running_cluster(tmp_path, workers=0) as stopping:
         admin = stopping.login("admin", ADMIN_PASSWORD)
         wid = queued_workload(admin, "never-filtered")
+        assert progress_subscriptions(stopping) == 0  # no request waited here yet
         with ThreadPoolExecutor(1) as pool:
             waiting = pool.submit(timed_get, admin, wid, wait=WORKLOAD_WAIT_MAX_S)
-            time.sleep(1)  # for the request to reach the API and wait (it has 8 s to wait)
+            wait_until(lambda: progress_subscriptions(stopping), 10, "the request to wait")
             api = stopping.processes["api"]
             stopping.stop("api")
             elapsed_s, body = waiting.result(timeout=30)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -193,6 +194,20 @@ def test_download_errors(make_user):
     assert not_ready.status_code == 404
     assert "not ready" in not_ready.json()["message"]
     assert user.get("/images/0", params={"workload_id": wid, "type": "bogus"}).status_code == 400
+
+
+def test_an_image_whose_file_is_gone_answers_404(cluster, make_user):
+    user = make_user()
+    wid = user.create_workload(workload_name="vanishing", tags=["nowhere"])["workload_id"]
+    assert user.upload(wid, image_bytes()).status_code == 201
+    [directory] = Path(cluster.images_dir).glob(f"{wid}-*")
+    (directory / "0.original.png").unlink()
+    response = user.get("/images/0", params={"workload_id": wid})
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": "not_found",
+        "message": "the original file of image 0 is missing",
+    }
 
 
 def test_status_lists_workers_and_the_callers_active_workloads(cluster, make_user):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import count
@@ -11,9 +12,9 @@ import pytest
 import rpyc
 from rpyc.utils.factory import connect_channel
 
-from protocol import JobAssignment
+from protocol import JobAssignment, SubmitAnswer
 from protocol.rpc import SAFE_RPYC_CONFIG, BoundedChannel, connect_proof
-from tests.conftest import Client, image_bytes, live_fake_worker, running_cluster
+from tests.conftest import Client, cluster_fixture, image_bytes, live_fake_worker, wait_until
 from tests.security.helpers import NO_WORKER
 from worker.config import WorkerConfig
 from worker.rpc_service import JobService, start_rpc_server
@@ -21,16 +22,10 @@ from worker.rpc_service import JobService, start_rpc_server
 UPLOAD_LIMIT = 4 * 1024 * 1024
 
 
-@pytest.fixture(scope="package")
-def cluster(tmp_path_factory) -> Iterator:
-    """Controller, API and one worker (its rpyc port is attacked); shared by every module.
-
-    No job of this suite ever runs (every workload is tagged `nowhere`), so the image store
-    and the jobs table change only when a test changes them.
-    """
-    env = {"DPIP_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)}
-    with running_cluster(tmp_path_factory.mktemp("security-cluster"), workers=1, env=env) as c:
-        yield c
+# Controller, API and one worker (its rpyc port is attacked), shared by every module. No job
+# of this suite ever runs (every workload is tagged `nowhere`), so the image store and the
+# jobs table change only when a test changes them.
+cluster = cluster_fixture("package", workers=1, env={"DPIP_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)})
 
 
 @dataclass
@@ -82,14 +77,24 @@ class KeyedRpcServer:
     address: tuple[str, int]
     key: str
     submitted: list[JobAssignment] = field(default_factory=list)
+    key_asked: threading.Event = field(default_factory=threading.Event)
+    service: JobService | None = None
 
-    def connect(self, key: str | None = None) -> rpyc.Connection:
-        """Connect as the scheduler does: the key's proof first, then rpyc."""
+    def current_key(self) -> str:
+        self.key_asked.set()
+        return self.key
+
+    def submit(self, job: JobAssignment) -> SubmitAnswer:
+        self.submitted.append(job)
+        return SubmitAnswer.ACCEPTED
+
+    def connect(
+        self, key: str | None = None, service: type[rpyc.Service] = rpyc.VoidService
+    ) -> rpyc.Connection:
+        """Connect as the scheduler does: the key's proof first, then rpyc (as `service`)."""
         stream = rpyc.SocketStream.connect(*self.address, timeout=10)
         stream.write(connect_proof(key or self.key))
-        return connect_channel(
-            BoundedChannel(stream, 1 << 20), rpyc.VoidService, dict(SAFE_RPYC_CONFIG)
-        )
+        return connect_channel(BoundedChannel(stream, 1 << 20), service, dict(SAFE_RPYC_CONFIG))
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +103,10 @@ def keyed_rpc_server() -> Iterator[KeyedRpcServer]:
     process with a key the test knows, so attacks can get past the connection check; a
     stub in place of the job runner records what it is handed."""
     target = KeyedRpcServer(("127.0.0.1", 0), "the-test-rpc-key")
-    service = JobService(lambda: target.key, lambda job: target.submitted.append(job) or True)
+    target.service = JobService(target.current_key, target.submit)
     config = WorkerConfig("127.0.0.1", 0, "keyed", "unused-join-token")
-    server = start_rpc_server(service, config)
+    server = start_rpc_server(target.service, config)
+    wait_until(lambda: server.active, 10, "the rpc server to listen")  # it binds, then listens
     target.address = ("127.0.0.1", server.port)
     try:
         yield target

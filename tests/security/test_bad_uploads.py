@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Callable
 from pathlib import Path
@@ -350,7 +351,8 @@ def test_the_content_decides_the_format_never_the_file_name(cluster, alice, fmt,
     extension = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp"}[fmt]
     new_files = snapshot(cluster).files - before.files
     assert len(new_files) == 1
-    (stored,) = new_files
+    ((stored, digest),) = new_files
+    assert digest == hashlib.sha256(data).hexdigest()
     assert Path(stored).name == f"{number}.original.{extension}"
     assert Path(stored).parent.name.startswith(f"{alice.workload_id}-")
     assert (

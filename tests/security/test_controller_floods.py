@@ -15,7 +15,6 @@ import json
 import re
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -32,6 +31,7 @@ from tests.conftest import (
     start_cluster,
     wait_until,
 )
+from tests.outcomes import JobRecord, assert_done_once, database, job_records
 from tests.security.helpers import join_token, recorded_cpu
 
 FLOOD_S = 3.0
@@ -99,7 +99,8 @@ def _bare_telemetry(attack: Attack) -> None:
 
 
 def _huge_telemetry(attack: Attack) -> None:
-    report = Telemetry(1, HUGE_NAME + "x" * 150_000, 1.0, 1.0, None, (), 0, "wrong")
+    padding = {"padding": HUGE_NAME + "x" * 150_000}  # ~1 MB, as the attack sent
+    report = Telemetry(1, 1.0, 1.0, padding, (), worker_key="wrong")
     attack.socket.send(report.encode())
     time.sleep(0.025)  # pacing: 40 a second, as reported
 
@@ -127,9 +128,20 @@ class Flood:
     completed: dict
     log_growth: int
     attacks: dict[str, Attack]
-    joins: Counter  # joins of each worker during the flood
+    joined_before: dict[str, float]  # each worker's join time, as the datastore holds it
+    joined_after: dict[str, float]
+    jobs: dict[int, JobRecord]
     workers_after: dict[str, dict]
     telemetry_port: int
+
+
+def _joined_at(cluster: Cluster) -> dict[str, float]:
+    """When each worker last joined (a re-join stamps a new time)."""
+    conn = database(cluster)
+    try:
+        return dict(conn.execute("SELECT name, joined_at FROM workers"))
+    finally:
+        conn.close()
 
 
 def _log_size(cluster: Cluster) -> int:
@@ -144,7 +156,7 @@ def flood(tmp_path_factory) -> Iterator[Flood]:
         admin = cluster.login("admin", ADMIN_PASSWORD)
         announced = re.findall(r"\(telemetry (\d+), broadcast", cluster.log("controller"))
         telemetry_port = int(announced[-1])
-        joins_before = Counter({name: len(cluster.join_ids(name)) for name in WORKERS})
+        joined_before = _joined_at(cluster)
         log_before = _log_size(cluster)
         attacks = _attacks(cluster, telemetry_port)
         for attack in attacks:
@@ -158,14 +170,15 @@ def flood(tmp_path_factory) -> Iterator[Flood]:
         for attack in attacks:
             attack.thread.join()
         workers_after = {w["name"]: w for w in admin.get("/status").json()["workers"]}
-        joins = Counter({name: len(cluster.join_ids(name)) for name in WORKERS}) - joins_before
         yield Flood(
             cluster,
             admin,
             completed,
             _log_size(cluster) - log_before,
             {attack.name: attack for attack in attacks},
-            joins,
+            joined_before,
+            _joined_at(cluster),
+            job_records(cluster, wid),
             workers_after,
             telemetry_port,
         )
@@ -193,8 +206,8 @@ def test_a_join_over_the_size_limit_is_never_answered(flood):
 
 
 def test_the_workers_stayed_alive_and_finished_the_workload(flood):
-    assert "declared dead" not in flood.cluster.log("controller")
-    assert not flood.joins  # none had to re-join
+    assert flood.joined_after == flood.joined_before  # none had to re-join ...
+    assert_done_once(flood.jobs)  # ... nor lost a job by being declared dead
     assert all(flood.workers_after[name]["alive"] for name in WORKERS)
     assert flood.completed["filtered_images"] == list(range(IMAGES))
     assert flood.completed["failed_images"] == []
@@ -208,7 +221,7 @@ def test_telemetry_over_the_size_limit_does_not_get_in(flood):
     def report(cpu: float, padding: int = 0) -> bytes:
         gpu = {"padding": "x" * padding} if padding else None
         return Telemetry(
-            accepted.worker_id, "oversized", cpu, 1.0, gpu, (), 0, accepted.rpc_key
+            accepted.worker_id, cpu, 1.0, gpu, (), worker_key=accepted.rpc_key
         ).encode()
 
     with pynng.Pub0(dial=f"tcp://127.0.0.1:{flood.telemetry_port}") as pub:

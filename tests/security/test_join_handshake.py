@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import pynng
 import pytest
 
-from tests.conftest import Cluster, free_port, running_cluster, wait_until
+from tests.conftest import Cluster, cluster_fixture, free_port, wait_until
 from tests.security.helpers import database, join_token
 
 JOINED = "joined as worker"
@@ -122,11 +122,7 @@ def squat(data: bytes) -> bytes:
     return json.dumps(FAKE_CHALLENGE if challenge else FORGED_ACCEPTANCE).encode()
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[Cluster]:
-    """A cluster of its own: its controller is killed at the end of the module."""
-    with running_cluster(tmp_path_factory.mktemp("handshake"), workers=1) as running:
-        yield running
+cluster = cluster_fixture(workers=1)  # its own: its controller is killed at the module's end
 
 
 def test_a_worker_joins_through_a_relay_that_never_sees_the_token(cluster, fake_controller):

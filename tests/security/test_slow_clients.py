@@ -9,18 +9,15 @@ unanswered and the server never closed the slow sockets.
 from __future__ import annotations
 
 import contextlib
-import io
 import socket
 import threading
 from collections.abc import Iterator
 
-import numpy as np
 import psutil
 import pytest
 import requests
-from PIL import Image
 
-from tests.conftest import ADMIN_PASSWORD, Cluster, running_cluster, wait_until
+from tests.conftest import ADMIN_PASSWORD, Cluster, noise_png, running_cluster, wait_until
 from tests.security.helpers import NO_WORKER
 
 NORMAL_REQUESTS = 30
@@ -149,13 +146,6 @@ def test_slow_clients_hold_no_thread(patient_api: Cluster) -> None:
         assert not any(_closed_by_server(sock) for sock in held)  # all held meanwhile
 
 
-def _noise_png(width: int, height: int) -> bytes:
-    pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, format="PNG", compress_level=1)
-    return out.getvalue()
-
-
 def test_server_closes_slow_clients(strict_api: Cluster) -> None:
     admin = strict_api.login("admin", ADMIN_PASSWORD)
     workload_id = admin.create_workload(workload_name="slow", tags=NO_WORKER)["workload_id"]
@@ -173,7 +163,7 @@ def test_server_closes_slow_clients(strict_api: Cluster) -> None:
     socks = head_tricklers + body_tricklers + one_byte + silent
     with _opened(socks), _trickling(head_tricklers, b"a"), _trickling(body_tricklers, b"x"):
         # A normal client's big body is read in full meanwhile (1 s idle, 1 KiB/s minimum).
-        big = _noise_png(1600, 1200)
+        big = noise_png((1600, 1200))
         response = requests.post(
             strict_api.url + "/images",
             params={"workload_id": workload_id},

@@ -164,12 +164,10 @@ def test_an_empty_telemetry_message_does_not_stop_telemetry(lone_cluster):
         def recorded():
             sample = Telemetry(
                 accepted.worker_id,
-                "telemetry-probe",
                 cpu,
                 1.0,
                 None,
                 (),
-                0,
                 worker_key=accepted.rpc_key,  # the controller drops telemetry without it
             )
             pub.send(sample.encode())

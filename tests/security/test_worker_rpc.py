@@ -3,24 +3,32 @@
 
 The real worker's port is attacked as an outsider (no key). The surface behind the key is
 attacked on the same server code in this process (`keyed_rpc_server`), whose key the test
-knows; the real worker's key is never handed out.
+knows; the real worker's key is never handed out. Each attempt on that surface is first
+shown to work against the same service served with rpyc's attribute access or classic
+mode on (`wide_open_rpc.py`), so none of them can pass by failing on its own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import rpyc
 
 from foundation.defaults import RPC_CONNECT_TIMEOUT_S, RPC_MAX_CONNECTIONS
 from protocol import JobAssignment, JoinAccepted
+from protocol.rpc import SAFE_RPYC_CONFIG
 from tests.conftest import ADMIN_PASSWORD, join
 from tests.security.helpers import database, join_token
 
+REPO = Path(__file__).resolve().parents[2]
 # --- the real worker, without the key ---------------------------------------------------
 
 
@@ -110,9 +118,27 @@ def rpc(keyed_rpc_server) -> Iterator[rpyc.Connection]:
 
 def test_the_key_proof_opens_the_connection(keyed_rpc_server, rpc):
     keyed_rpc_server.submitted.clear()
-    job = JobAssignment(7, 1, 0, "grayscale", {}, 1)
-    assert rpc.root.submit_job(keyed_rpc_server.key, job.encode()) is True
+    job = JobAssignment(7, 1, 0, "grayscale", {})
+    assert rpc.root.submit_job(keyed_rpc_server.key, job.encode()) == "accepted"
     assert keyed_rpc_server.submitted == [job]
+
+
+def test_a_proof_of_the_key_the_worker_is_about_to_get_is_awaited(keyed_rpc_server):
+    """The scheduler connects with a new join's key as soon as it has stored the join,
+    maybe before the worker has read its JoinAccepted: the connection waits for the key
+    (up to the connect timeout) instead of being refused and the worker set aside."""
+    old_key, new_key = keyed_rpc_server.key, "the-next-rpc-key"
+    keyed_rpc_server.key_asked.clear()
+    conn = keyed_rpc_server.connect(key=new_key)
+    try:
+        assert keyed_rpc_server.key_asked.wait(10)  # it read the proof and found the old key
+        keyed_rpc_server.key = new_key
+        keyed_rpc_server.service.key_changed()
+        job = JobAssignment(8, 1, 0, "grayscale", {})
+        assert conn.root.submit_job(new_key, job.encode()) == "accepted"
+    finally:
+        conn.close()
+        keyed_rpc_server.key = old_key
 
 
 def test_a_proof_made_with_another_key_is_refused(keyed_rpc_server):
@@ -124,29 +150,145 @@ def test_a_proof_made_with_another_key_is_refused(keyed_rpc_server):
         conn.close()
 
 
+@pytest.fixture(scope="module")
+def wide_open_rpc() -> Iterator[dict[str, int]]:
+    """`wide_open_rpc.py` in a process of its own: its port for each misconfiguration."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.security.wide_open_rpc"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        yield json.loads(process.stdout.readline())
+    finally:
+        process.stdin.close()  # it serves until then
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _pid_by_execute(conn: rpyc.Connection) -> int:
+    conn.execute("import os; pid = os.getpid()")
+    return conn.namespace["pid"]
+
+
+_JOB = JobAssignment(7, 1, 0, "grayscale", {})
+_NO_ATTRIBUTE = (AttributeError, "cannot access")
+
+# Each attempt reaches the key or runs code in a server set up with the misconfiguration
+# named beside it; against the worker's own server it must raise the error beside that.
+# (Pickling is not among them: the service holds a lock, which no rpyc option pickles.)
 REACH_ATTEMPTS = [
-    pytest.param(lambda c: c.root.getmodule("os"), id="root.getmodule"),
-    pytest.param(lambda c: c.root.rpc_key, id="root.rpc_key"),
-    pytest.param(lambda c: c.root.rpc_key(), id="root.rpc_key()"),
-    pytest.param(lambda c: c.root._submit, id="root._submit"),
-    pytest.param(lambda c: c.root._rpyc_getattr("rpc_key"), id="root._rpyc_getattr"),
-    pytest.param(lambda c: c.root._conn, id="root._conn"),
-    pytest.param(lambda c: c.root.__dict__, id="root.__dict__"),
-    pytest.param(lambda c: c.root.__getattribute__("rpc_key"), id="root.__getattribute__"),
-    pytest.param(lambda c: c.root.exposed_submit_job.__globals__, id="exposed_submit.__globals__"),
-    pytest.param(lambda c: c.root.submit_job.__globals__, id="submit.__globals__"),
-    pytest.param(lambda c: c.root.submit_job.__func__, id="submit.__func__"),
-    pytest.param(lambda c: c.root.submit_job.__self__, id="submit.__self__"),
-    pytest.param(lambda c: c.root.submit_job.__code__, id="submit.__code__"),
-    pytest.param(lambda c: c.root.submit_job.__closure__, id="submit.__closure__"),
+    pytest.param(
+        lambda connect: connect().root.rpc_key(),
+        "allow_public_attrs",
+        _NO_ATTRIBUTE,
+        id="root.rpc_key()",
+    ),
+    pytest.param(
+        lambda connect: connect().root.__getattribute__("rpc_key")(),
+        "allow_public_attrs",
+        _NO_ATTRIBUTE,
+        id="root.__getattribute__",
+    ),
+    pytest.param(
+        lambda connect: connect().root.__dict__["rpc_key"](),
+        "allow_all_attrs",
+        _NO_ATTRIBUTE,
+        id="root.__dict__",
+    ),
+    pytest.param(
+        lambda connect: connect().root._submit(_JOB),
+        "allow_all_attrs",
+        _NO_ATTRIBUTE,
+        id="root._submit",
+    ),
+    pytest.param(
+        lambda connect: connect().root.submit_job.__self__.rpc_key(),
+        "allow_all_attrs",
+        _NO_ATTRIBUTE,
+        id="submit.__self__",
+    ),
+    pytest.param(
+        lambda connect: connect().root.submit_job.__func__.__code__.co_filename,
+        "allow_all_attrs",
+        _NO_ATTRIBUTE,
+        id="submit.__func__",
+    ),
+    pytest.param(
+        lambda connect: connect().root.submit_job.__globals__["hmac"],
+        "allow_all_attrs",
+        _NO_ATTRIBUTE,
+        id="submit.__globals__",
+    ),
+    pytest.param(
+        lambda connect: (
+            connect()
+            .root.exposed_submit_job.__globals__["__builtins__"]["__import__"]("os")
+            .getpid()
+        ),
+        "allow_all_attrs",
+        _NO_ATTRIBUTE,
+        id="exposed_submit.__globals__",
+    ),
+    pytest.param(
+        lambda connect: connect().root.getmodule("os").getpid(),
+        "classic",
+        _NO_ATTRIBUTE,
+        id="root.getmodule",
+    ),
+    pytest.param(
+        lambda connect: connect(rpyc.ClassicService).modules.os.getpid(),
+        "classic",
+        _NO_ATTRIBUTE,
+        id="classic.modules",
+    ),
+    pytest.param(
+        lambda connect: connect(rpyc.ClassicService).builtins.open,
+        "classic",
+        _NO_ATTRIBUTE,
+        id="classic.builtins",
+    ),
+    pytest.param(
+        lambda connect: connect(rpyc.ClassicService).eval("__import__('os').getpid()"),
+        "classic",
+        _NO_ATTRIBUTE,
+        id="classic.eval",
+    ),
+    pytest.param(
+        lambda connect: _pid_by_execute(connect(rpyc.ClassicService)),
+        "classic",
+        _NO_ATTRIBUTE,
+        id="classic.execute",
+    ),
 ]
 
 
-@pytest.mark.parametrize("attempt", REACH_ATTEMPTS)
-def test_rpyc_exposes_nothing_but_the_job_method(rpc, attempt):
-    with pytest.raises(AttributeError):
-        attempt(rpc)
-    assert rpc.root.submit_job("not-the-key", b"") is False  # the connection still works
+@pytest.mark.parametrize(("attempt", "misconfiguration", "refusal"), REACH_ATTEMPTS)
+def test_what_reaches_a_misconfigured_rpyc_server_is_refused_by_ours(
+    keyed_rpc_server, wide_open_rpc, attempt, misconfiguration, refusal
+):
+    keyed_rpc_server.submitted.clear()
+    with contextlib.ExitStack() as connections:
+
+        def to_wide_open(service: type[rpyc.Service] = rpyc.VoidService) -> rpyc.Connection:
+            port = wide_open_rpc[misconfiguration]
+            conn = rpyc.connect("127.0.0.1", port, service, dict(SAFE_RPYC_CONFIG))
+            return connections.enter_context(conn)
+
+        def to_ours(service: type[rpyc.Service] = rpyc.VoidService) -> rpyc.Connection:
+            return connections.enter_context(keyed_rpc_server.connect(service=service))
+
+        assert attempt(to_wide_open) is not None  # rpyc set up wrong lets it through ...
+        error, message = refusal
+        with pytest.raises(error, match=message):
+            attempt(to_ours)  # ... the worker's server does not
+        to_ours().root.submit_job("not-the-key", b"")  # which still answers
+    assert keyed_rpc_server.submitted == []
 
 
 @pytest.mark.parametrize(
@@ -156,10 +298,13 @@ def test_rpyc_exposes_nothing_but_the_job_method(rpc, attempt):
         pytest.param(lambda c: rpyc.utils.classic.obtain(c.root), id="obtain"),
     ],
 )
-def test_rpyc_refuses_to_pickle(rpc, attempt):
+def test_rpyc_refuses_to_pickle(keyed_rpc_server, rpc, attempt):
+    """Refused by the setting itself, before the service is looked at."""
+    keyed_rpc_server.submitted.clear()
     with pytest.raises(ValueError, match="pickling is disabled"):
         attempt(rpc)
-    assert rpc.root.submit_job("not-the-key", b"") is False  # the connection still works
+    rpc.root.submit_job("not-the-key", b"")  # the connection still answers
+    assert keyed_rpc_server.submitted == []
 
 
 class Spy:
@@ -222,8 +367,8 @@ def test_submit_job_without_the_key_runs_nothing(cluster, keyed_rpc_server, rpc,
     connection outlives a re-join, which changes the key."""
     keyed_rpc_server.submitted.clear()
     Spy.calls.clear()
-    job = JobAssignment(7, 1, 0, "grayscale", {}, 1).encode()
-    assert rpc.root.submit_job(_key(kind, cluster), job) is False
+    job = JobAssignment(7, 1, 0, "grayscale", {}).encode()
+    assert rpc.root.submit_job(_key(kind, cluster), job) == "refused"
     assert Spy.calls == []
     assert keyed_rpc_server.submitted == []
 
@@ -238,7 +383,7 @@ def test_a_remote_error_carries_no_traceback_or_version(rpc):
     assert "Traceback" not in remote_tb
     assert ".py" not in remote_tb
     assert raised.value._remote_version == "<version denied>"
-    assert rpc.root.submit_job("not-the-key", b"") is False  # the connection still works
+    assert rpc.root.submit_job("not-the-key", b"") == "refused"  # the connection still works
 
 
 def test_the_real_worker_is_still_alive_after_the_attacks(cluster):

@@ -6,7 +6,17 @@ import logging
 
 from flask import Flask
 
-from api import auth, db, images, status, tokens, users, workloads
+from api import (
+    auth,
+    db,
+    images,
+    job_images,
+    status,
+    tokens,
+    users,
+    workload_images,
+    workloads,
+)
 from api.config import ApiConfig
 from api.errors import register_error_handlers
 from api.inputs import ID_CONVERTER, IdConverter
@@ -43,6 +53,14 @@ def create_app(config: ApiConfig, test_config: dict | None = None) -> Flask:
     db.init_app(app)
     tokens.init_app(app, config.jwt_secret, config.token_ttl_seconds)
     register_error_handlers(app)
-    for blueprint in (auth.bp, workloads.bp, images.bp, users.bp, status.bp):
+    for blueprint in (
+        auth.bp,
+        workloads.bp,
+        workload_images.bp,
+        images.bp,
+        job_images.bp,
+        users.bp,
+        status.bp,
+    ):
         app.register_blueprint(blueprint)
     return app

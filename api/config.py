@@ -17,8 +17,12 @@ class ApiConfig:
     images_dir: Path
     jwt_secret: str
     controller_address: str | None = None  # host:port of the controller, for job hints
-    max_upload_bytes: int = defaults.MAX_UPLOAD_BYTES
+    max_upload_bytes: int = defaults.MAX_UPLOAD_BYTES  # a single upload; each image of a batch
     max_image_pixels: int = defaults.MAX_IMAGE_PIXELS
+    max_batch_images: int = defaults.MAX_BATCH_IMAGES
+    max_batch_bytes: int = defaults.MAX_BATCH_BYTES  # a batch's body; its images' bytes in all
+    max_filename_chars: int = defaults.MAX_FILENAME_CHARS  # an image's kept filename
+    max_images_page: int = defaults.MAX_IMAGES_PAGE  # GET /workloads/{id}/images?limit=
     image_cost_limits: CostLimits = field(default_factory=CostLimits)  # scans, frames, blocks
     token_ttl_seconds: int = defaults.TOKEN_TTL_SECONDS
     dead_after_intervals: int = defaults.DEAD_AFTER_INTERVALS
@@ -33,6 +37,16 @@ class ApiConfig:
     login_account_memory_s: float = defaults.LOGIN_ACCOUNT_MEMORY_S
     max_waiting_requests: int = defaults.API_THREADS // 2  # per process: GET ...?wait= requests
     workload_wait_recheck_s: float = defaults.WORKLOAD_WAIT_RECHECK_S
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_batch_images",
+            "max_batch_bytes",
+            "max_filename_chars",
+            "max_images_page",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
 
     @property
     def database_path(self) -> Path:

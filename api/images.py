@@ -12,7 +12,8 @@ from flask_jwt_extended import jwt_required
 from api.access import require_assigned_job, require_result_of_own_job, visible_workload
 from api.db import get_db
 from api.errors import APIError, bad_request, forbidden, not_found
-from api.inputs import ID_CONVERTER, parse_id, request_fields
+from api.inputs import ID_CONVERTER, client_filename, parse_id, request_fields
+from api.originals import StagedOriginal, store_originals
 from api.tokens import Principal, current_principal
 from datastore import jobs, transaction, workloads
 from imagestore import ImageName, ImageStore, LocalImageStore
@@ -48,18 +49,20 @@ def _is_raw_image_body() -> bool:
     return mimetype.startswith("image/") or mimetype == "application/octet-stream"
 
 
-def _uploaded_bytes() -> bytes:
-    """The image's bytes: the whole body, or the form's file field `data` (or `file`).
+def _uploaded_bytes(fields: dict) -> tuple[bytes, str | None]:
+    """The image's bytes and the client's name for it: the whole body (named by the field
+    `filename`, if sent), or the form's file field `data` (or `file`), named by its filename.
 
     A raw body skips multipart parsing, which costs more than the rest of a small upload.
     """
+    max_chars = current_app.config["DPIP"].max_filename_chars
     if _is_raw_image_body():
         data = request.get_data(cache=False)
         if len(data) >= current_app.config["MAX_CONTENT_LENGTH"]:
             # A chunked body (no Content-Length) is cut at the limit, not refused; reading
             # on from the limit answers 413.
             request.stream.read(1)
-        return data
+        return data, client_filename(fields.get("filename"), max_chars)
     upload = request.files.get("data") or request.files.get("file")
     if upload is None:
         raise bad_request(
@@ -67,14 +70,13 @@ def _uploaded_bytes() -> bytes:
             " or application/octet-stream Content-Type",
             "missing_field",
         )
-    return upload.read()
+    return upload.read(), client_filename(upload.filename or fields.get("filename"), max_chars)
 
 
-def _inspect_upload() -> tuple[bytes, ImageInfo]:
-    data = _uploaded_bytes()
+def _inspect_upload(data: bytes) -> ImageInfo:
     config = current_app.config["DPIP"]
     try:
-        return data, inspect_image(data, config.max_image_pixels, config.image_cost_limits)
+        return inspect_image(data, config.max_image_pixels, config.image_cost_limits)
     except ImageTooLarge as e:
         raise APIError(413, "image_too_large", str(e)) from e
     except ImageTooComplex as e:
@@ -83,13 +85,11 @@ def _inspect_upload() -> tuple[bytes, ImageInfo]:
         raise bad_request(str(e), "not_an_image") from e
 
 
-def _store_original(workload: sqlite3.Row, data: bytes, info: ImageInfo) -> int:
-    staged = image_store().put(workload["dir_name"], io.BytesIO(data))
-    with staged, transaction(get_db()) as db:
-        number = workloads.add_original(db, workload["id"], info.format, info.width, info.height)
-        staged.commit(ImageName(number, "original", info.extension))
-    current_app.extensions["dpip_notifier"].poke()
-    return number
+def _store_original(
+    workload: sqlite3.Row, data: bytes, info: ImageInfo, filename: str | None
+) -> int:
+    with image_store().put(workload["dir_name"], io.BytesIO(data)) as staged:
+        return store_originals(workload, [StagedOriginal(staged, info, len(data), filename)])[0]
 
 
 def _store_filtered(principal: Principal, workload: sqlite3.Row, number: int, data: bytes) -> None:
@@ -114,9 +114,10 @@ def upload_image():
     kind = _image_type(fields)
     require_result_of_own_job(principal, fields, kind)
     workload = visible_workload(principal, parse_id(fields, "workload_id"))
-    data, info = _inspect_upload()
+    data, filename = _uploaded_bytes(fields)
+    info = _inspect_upload(data)
     if kind == "original":
-        number = _store_original(workload, data, info)
+        number = _store_original(workload, data, info, filename)
     else:
         number = parse_id(fields, "image_id", " (the number of the original)")
         _store_filtered(principal, workload, number, data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -48,6 +49,17 @@ def json_body() -> Any:
         return request.get_json(silent=True)
     except RecursionError:  # absurdly nested JSON reads as unreadable
         return None
+
+
+def client_filename(value: Any, max_chars: int) -> str | None:
+    """A client's name for an image, kept as text and never used as a path: None when there
+    is none; its last `max_chars` characters (where the extension is), with control and
+    format characters and lone surrogates turned into U+FFFD, so it stores and shows safely."""
+    if not isinstance(value, str) or not value:
+        return None
+    return "".join(
+        "\ufffd" if unicodedata.category(ch).startswith("C") else ch for ch in value[-max_chars:]
+    )
 
 
 class RequestFields(dict[str, Any]):

@@ -1,7 +1,7 @@
 """The controller's sockets and threads; pynng errors stop here.
 
-- rep (the controller port): joins (a hello, then a request), job results and job hints,
-  each answered;
+- rep (the controller port): joins (a hello, then a request), workers' job results (a
+  batch at a time) and job hints, each answered;
 - sub (telemetry port): workers' load reports, about once per interval each;
 - pub (broadcast port): heartbeats every interval, so workers notice a lost or new controller;
 - pub (ipc in the data dir): which workloads had jobs end, for API requests that wait on them.
@@ -30,7 +30,7 @@ from protocol import (
     Ack,
     ControllerHeartbeat,
     DecodeError,
-    JobResult,
+    JobResults,
     JobsQueued,
     JoinHello,
     JoinRequest,
@@ -152,11 +152,11 @@ class Controller:
                 return self._challenge(gate, message, request)
             if isinstance(request, JoinRequest):
                 return self._join(conn, gate, message, request)
-            if isinstance(request, JobResult):
+            if isinstance(request, JobResults):
                 if self._sent_by_worker(request.worker_id, request.worker_key):
-                    self.scheduler.job_finished(request)
+                    self.scheduler.jobs_finished(request)
                 else:
-                    gate.refuse(message, f"a result for worker {request.worker_id} without its key")
+                    gate.refuse(message, f"results for worker {request.worker_id} without its key")
                 return Ack()  # as ever: a forger learns nothing from the answer
             if isinstance(request, JobsQueued):
                 self.scheduler.jobs_queued()

@@ -78,6 +78,7 @@ def admit_worker(
         # Jobs it runs stay its own only on a renewed membership: a new one ended the
         # tokens they hold. Either way they hold its slots until they end.
         membership_renewed=membership.renewed,
+        prefetch=request.prefetch,
     )
     return proofs.sign(accepted), registration
 
@@ -87,6 +88,8 @@ def _check_fields(request: JoinRequest) -> str:
         return "worker_name must be a non-empty short string"
     if not 1 <= request.concurrency <= 1024:
         return "concurrency must be between 1 and 1024"
+    if not 0 <= request.prefetch <= defaults.MAX_WORKER_PREFETCH:
+        return f"prefetch must be between 0 and {defaults.MAX_WORKER_PREFETCH}"
     if not 0 < request.rpc_port < 65536:
         return "rpc_port must be a TCP port"
     if any(not isinstance(tag, str) or len(tag) > defaults.MAX_TAG_CHARS for tag in request.tags):

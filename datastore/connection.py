@@ -142,6 +142,12 @@ UPGRADES: tuple[tuple[str, ...], ...] = (
     ),
     # 5: the membership a worker's token belongs to; the token dies with it (NULL: none yet).
     ("ALTER TABLE workers ADD COLUMN token_id TEXT",),
+    # 6: what the client called each original (untrusted text, kept as data only) and its
+    # size in bytes; NULL where unknown (no name sent, or stored before this version).
+    (
+        "ALTER TABLE images ADD COLUMN filename TEXT",
+        "ALTER TABLE images ADD COLUMN size INTEGER",
+    ),
 )
 SCHEMA_VERSION = 1 + len(UPGRADES)
 

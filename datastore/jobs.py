@@ -101,6 +101,33 @@ def is_assigned(conn: sqlite3.Connection, workload_id: int, number: int, worker_
     )
 
 
+@dataclass(frozen=True)
+class HeldImage:
+    """The image of a job running on a worker: where its files are and their format."""
+
+    workload_id: int
+    number: int
+    dir_name: str  # the workload's group in the image store
+    format: str  # the original's, which its result keeps
+
+
+def images_held_by(conn: sqlite3.Connection, worker_id: int) -> dict[tuple[int, int], HeldImage]:
+    """The images of every job running on the worker, by (workload id, image number).
+
+    One indexed query bounded by what the worker holds, so a batch request costs a set
+    look-up per image it names, whatever it names.
+    """
+    rows = conn.execute(
+        "SELECT jobs.workload_id, jobs.image_number, workloads.dir_name, images.format"
+        " FROM jobs JOIN workloads ON workloads.id = jobs.workload_id"
+        " JOIN images ON images.workload_id = jobs.workload_id"
+        " AND images.number = jobs.image_number"
+        " WHERE jobs.worker_id = ? AND jobs.status = ?",
+        (worker_id, JobStatus.RUNNING),
+    )
+    return {(row[0], row[1]): HeldImage(*row) for row in rows}
+
+
 def complete_job(conn: sqlite3.Connection, workload_id: int, number: int, worker_id: int) -> bool:
     """Mark the image's job done if this worker still holds it; False means a stale result."""
     return (

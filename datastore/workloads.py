@@ -6,6 +6,7 @@ import json
 import re
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,26 +77,58 @@ def list_workloads(conn: sqlite3.Connection, user_id: int | None) -> list[sqlite
     ).fetchall()
 
 
+@dataclass(frozen=True)
+class NewOriginal:
+    """An accepted original image, as recorded before it has a number."""
+
+    format: str
+    width: int
+    height: int
+    size: int | None = None  # bytes
+    filename: str | None = None  # what the client called it (untrusted text)
+
+
+def add_originals(
+    conn: sqlite3.Connection, workload_id: int, originals: Sequence[NewOriginal]
+) -> list[int]:
+    """Number new originals in the order given and queue their jobs (call inside a
+    transaction): one numbering update and two multi-row inserts, whatever their count."""
+    count = len(originals)
+    first = conn.execute(
+        "UPDATE workloads SET next_image_number = next_image_number + ? WHERE id = ?"
+        " RETURNING next_image_number - ?",
+        (count, workload_id, count),
+    ).fetchone()[0]
+    numbers = list(range(first, first + count))
+    now = time.time()
+    conn.executemany(
+        "INSERT INTO images (workload_id, number, format, width, height, size, filename,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (workload_id, number, o.format, o.width, o.height, o.size, o.filename, now)
+            for number, o in zip(numbers, originals, strict=True)
+        ],
+    )
+    conn.executemany(
+        "INSERT INTO jobs (workload_id, image_number, status, queued_at) VALUES (?, ?, ?, ?)",
+        [(workload_id, number, JobStatus.QUEUED.value, now) for number in numbers],
+    )
+    return numbers
+
+
 def add_original(
-    conn: sqlite3.Connection, workload_id: int, image_format: str, width: int, height: int
+    conn: sqlite3.Connection,
+    workload_id: int,
+    image_format: str,
+    width: int,
+    height: int,
+    *,
+    size: int | None = None,
+    filename: str | None = None,
 ) -> int:
     """Number a new original image and queue its job (call inside a transaction)."""
-    number = conn.execute(
-        "UPDATE workloads SET next_image_number = next_image_number + 1 WHERE id = ?"
-        " RETURNING next_image_number - 1",
-        (workload_id,),
-    ).fetchone()[0]
-    now = time.time()
-    conn.execute(
-        "INSERT INTO images (workload_id, number, format, width, height, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (workload_id, number, image_format, width, height, now),
-    )
-    conn.execute(
-        "INSERT INTO jobs (workload_id, image_number, status, queued_at) VALUES (?, ?, ?, ?)",
-        (workload_id, number, JobStatus.QUEUED.value, now),
-    )
-    return number
+    original = NewOriginal(image_format, width, height, size, filename)
+    return add_originals(conn, workload_id, [original])[0]
 
 
 def get_image(conn: sqlite3.Connection, workload_id: int, number: int) -> sqlite3.Row | None:
@@ -107,6 +140,40 @@ def get_image(conn: sqlite3.Connection, workload_id: int, number: int) -> sqlite
         " WHERE images.workload_id = ? AND images.number = ?",
         (workload_id, number),
     ).fetchone()
+
+
+_IMAGES_WITH_JOBS = (
+    "SELECT jobs.image_number AS number, images.filename, images.size, images.format,"
+    " images.width, images.height, jobs.status, jobs.error FROM jobs JOIN images"
+    " ON images.workload_id = jobs.workload_id AND images.number = jobs.image_number"
+    " WHERE jobs.workload_id = ?"
+)
+
+
+def list_images(
+    conn: sqlite3.Connection,
+    workload_id: int,
+    status: JobStatus | None = None,
+    offset: int = 0,
+    limit: int = -1,
+) -> list[sqlite3.Row]:
+    """The workload's images in number order (only those whose job is in `status`, if
+    given), from `offset` on, at most `limit` (-1: all), each with its job's status and
+    error: one read, so the list is one moment's."""
+    status_filter = "" if status is None else " AND jobs.status = ?"
+    return conn.execute(
+        _IMAGES_WITH_JOBS + status_filter + " ORDER BY jobs.image_number LIMIT ? OFFSET ?",
+        (workload_id, *(() if status is None else (status.value,)), limit, offset),
+    ).fetchall()
+
+
+def count_images(conn: sqlite3.Connection, workload_id: int, status: JobStatus | None) -> int:
+    """How many images the workload has (in `status`, if given), from the kept counts."""
+    status_filter = "" if status is None else " AND status = ?"
+    return conn.execute(
+        "SELECT COALESCE(SUM(count), 0) FROM job_counts WHERE workload_id = ?" + status_filter,
+        (workload_id, *(() if status is None else (status.value,))),
+    ).fetchone()[0]
 
 
 @dataclass

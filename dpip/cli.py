@@ -225,6 +225,12 @@ def api(host, port, controller, processes, threads, data_dir, images_dir) -> Non
         controller_address=controller,
         max_upload_bytes=int(os.environ.get("DPIP_MAX_UPLOAD_BYTES", defaults.MAX_UPLOAD_BYTES)),
         max_image_pixels=int(os.environ.get("DPIP_MAX_IMAGE_PIXELS", defaults.MAX_IMAGE_PIXELS)),
+        max_batch_images=int(os.environ.get("DPIP_MAX_BATCH_IMAGES", defaults.MAX_BATCH_IMAGES)),
+        max_batch_bytes=int(os.environ.get("DPIP_MAX_BATCH_BYTES", defaults.MAX_BATCH_BYTES)),
+        max_filename_chars=int(
+            os.environ.get("DPIP_MAX_FILENAME_CHARS", defaults.MAX_FILENAME_CHARS)
+        ),
+        max_images_page=int(os.environ.get("DPIP_MAX_IMAGES_PAGE", defaults.MAX_IMAGES_PAGE)),
         image_cost_limits=CostLimits(
             max_jpeg_scans=int(os.environ.get("DPIP_MAX_JPEG_SCANS", defaults.MAX_JPEG_SCANS)),
             max_frames=int(os.environ.get("DPIP_MAX_IMAGE_FRAMES", defaults.MAX_IMAGE_FRAMES)),

@@ -16,12 +16,22 @@ JOIN_TOKEN_FILE = "join_token"
 ADMIN_PASSWORD_FILE = "admin_password"
 ADMIN_USERNAME = "admin"
 
-MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # a single upload's request; each image of a batch
 MAX_IMAGE_PIXELS = 50_000_000  # larger images are refused as decompression bombs
 MAX_JPEG_SCANS = 100  # scans per JPEG (its decoder passes over the image once per scan)
 MAX_IMAGE_FRAMES = 10_000  # frames of an animated GIF, WebP or PNG; pages of a TIFF
 MAX_IMAGE_BLOCKS = 50_000  # PNG chunks, JPEG header segments, GIF blocks, WebP chunks, or
 # entries and strips of one TIFF page: Pillow parses each in Python (a few µs apiece)
+MAX_BATCH_IMAGES = 1000  # images per batch upload (POST /workloads/{id}/images), 413 past it
+MAX_BATCH_BYTES = 1024 * 1024 * 1024  # a batch's request body, and its images' bytes together
+BATCH_ENTRIES_PER_IMAGE = 2  # zip or tar entries (directories included) per allowed image
+# A batch zip's central directory, or a batch tar's extended headers (pax, GNU long names)
+# together, per allowed entry: what their readers load whole before any image is read.
+ARCHIVE_METADATA_BYTES_PER_ENTRY = 1024
+MAX_FILENAME_CHARS = 255  # an image's original filename is kept to its last this many chars
+IMAGES_PAGE_DEFAULT = 100  # GET /workloads/{id}/images: images per page unless `limit` says
+MAX_IMAGES_PAGE = 1000  # ... and the largest `limit`
+ARCHIVE_CHUNK_BYTES = 256 * 1024  # GET /workloads/{id}/archive: the zip is sent in such pieces
 TOKEN_TTL_SECONDS = 3600
 LOGIN_MAX_FAILURES = 5  # failed logins per (username, address) within the window, then 429
 LOGIN_MAX_FAILURES_PER_ADDRESS = 20  # failed logins per address, any usernames, in the window
@@ -68,6 +78,10 @@ RPC_TIMEOUT_MS = 2000  # scheduler → worker submit_job; a slower worker counts
 WORKER_HTTP_TIMEOUT_S = 60  # worker → API download or upload of one image
 WORKER_API_RETRY_WINDOW_S = 30  # how long a worker retries an unreachable or failing API
 JOB_TIME_LIMIT_S = 300.0  # a job running longer on a worker is stopped and reported failed
+# Jobs a worker takes beyond each slot, waiting ready for it: a free slot runs up to half of
+# its share (1 + this) together, one download and one upload for them all.
+WORKER_PREFETCH = 3
+MAX_WORKER_PREFETCH = 64  # the most a JoinRequest may ask for (jobs per slot)
 POOL_PROCESS_START_RETRY_S = 1.0  # a pool process the system would not start is retried after
 RPC_MAX_FRAME_BYTES = 64 * 1024  # an rpyc frame, before or after inflating (a job: ~200 bytes)
 RPC_CONNECT_TIMEOUT_S = 2.0  # a connection to a worker's rpyc port must prove the key this fast

@@ -8,12 +8,14 @@ not be able to list.
 from __future__ import annotations
 
 import errno
+import io
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from imagestore.errors import ImageMissing, ImageStoreError, StoreFull
 from imagestore.store import ByteStream, ImageName, ImageStore, StagedImage
@@ -57,6 +59,14 @@ def _create_temp(directory: Path) -> tuple[int, Path]:
         directory.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=".tmp")
     return fd, Path(name)
+
+
+class ScratchFile(io.FileIO):
+    """A temporary file whose writes raise the store's errors (a full disk is StoreFull)."""
+
+    def write(self, data) -> int:
+        with _os_errors():
+            return super().write(data)
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,17 @@ class LocalImageStore(ImageStore):
             temp.unlink(missing_ok=True)
             raise
         return LocalStagedImage(temp)
+
+    @contextmanager
+    def scratch(self, workload_dir: str) -> Iterator[BinaryIO]:
+        """A hidden temp file in the workload's directory (on the images' disk), unlinked at
+        once: nothing is left behind, even by a killed process."""
+        with _os_errors():
+            fd, temp = _create_temp(self.root / workload_dir)
+        with ScratchFile(fd, "r+b") as file:
+            with _os_errors():
+                temp.unlink()
+            yield file
 
     def open(self, workload_dir: str, name: ImageName) -> Path:
         path = self.path(workload_dir, name)

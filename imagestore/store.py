@@ -8,6 +8,7 @@ the one engine today; an engine for object storage implements the same two class
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -79,6 +80,14 @@ class ImageStore(ABC):
 
         The name is given at commit, since an original's number is only drawn in the
         transaction that records it.
+        """
+
+    @abstractmethod
+    def scratch(self, workload_dir: str) -> AbstractContextManager[BinaryIO]:
+        """Open an empty, unnamed temporary file near the workload's images, for one request's
+        working data (a batch's body); it is gone when the block ends, or the process.
+
+        Its writes raise the store's errors (StoreFull when the disk is full).
         """
 
     @abstractmethod

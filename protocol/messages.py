@@ -66,8 +66,9 @@ class JoinRequest(Message):
     rpc_port: int
     controller_nonce: str  # the challenge this request answers
     proof: str  # the worker's proof over both nonces
-    running_job_ids: tuple[int, ...] = ()
+    running_job_ids: tuple[int, ...] = ()  # every job it holds, prefetched ones included
     token_id: str = ""  # the membership a re-joining worker holds, to keep it and its jobs
+    prefetch: int = 0  # jobs it takes beyond each slot, waiting to start
 
 
 @dataclass(frozen=True)
@@ -112,18 +113,18 @@ class Telemetry(Message):
     cpu_percent: float  # the host's, as placement weighs it
     memory_percent: float  # the host's
     gpu: dict[str, Any] | None
-    running_job_ids: tuple[int, ...]
+    running_job_ids: tuple[int, ...]  # started: their pool processes have them
     worker_key: str = ""  # the rpc key of the worker's join: proves who sends this
     # The worker's own load: its process and its pool's, which tells apart workers on one host.
     process_cpu_percent: float = 0.0
     process_rss_bytes: int = 0
+    prefetched_job_ids: tuple[int, ...] = ()  # taken, waiting for a free slot
 
 
 @dataclass(frozen=True)
-class JobAssignment(Message):
-    """Scheduler → worker (rpyc): filter one original image."""
+class JobAssignment:
+    """One job of a JobBatch: filter one original image."""
 
-    kind: ClassVar[str] = "job"
     job_id: int
     workload_id: int
     image_number: int
@@ -132,15 +133,30 @@ class JobAssignment(Message):
 
 
 @dataclass(frozen=True)
-class JobResult(Message):
-    """Worker → controller (req/rep): how a job ended."""
+class JobBatch(Message):
+    """Scheduler → worker (rpyc `submit_jobs`): one or more jobs, answered one by one."""
 
-    kind: ClassVar[str] = "result"
-    worker_id: int
+    kind: ClassVar[str] = "jobs"
+    jobs: tuple[JobAssignment, ...]
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """One job of a JobResults: how it ended on the worker."""
+
     job_id: int
-    outcome: str
+    outcome: str  # a JobOutcome value
     error: str = ""
-    duration_ms: int = 0  # how long the worker ran the job; the scheduler's log shows it
+    duration_ms: int = 0  # how long the worker ran the job's batch; the scheduler logs it
+
+
+@dataclass(frozen=True)
+class JobResults(Message):
+    """Worker → controller (req/rep): how one or more jobs ended."""
+
+    kind: ClassVar[str] = "results"
+    worker_id: int
+    results: tuple[JobResult, ...]
     worker_key: str = ""  # the rpc key of the worker's join: proves who sends this
 
 
@@ -191,8 +207,8 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         JoinAccepted,
         JoinRefused,
         Telemetry,
-        JobAssignment,
-        JobResult,
+        JobBatch,
+        JobResults,
         JobsQueued,
         Ack,
         ControllerHeartbeat,
@@ -225,8 +241,6 @@ def _conforms(value: Any, hint: Any) -> bool:
         return True
     if origin in (types.UnionType, typing.Union):
         return any(_conforms(value, arg) for arg in args)
-    if origin is tuple:
-        return isinstance(value, tuple) and all(_conforms(item, args[0]) for item in value)
     if origin is dict:
         return isinstance(value, dict) and all(isinstance(key, str) for key in value)
     if hint is float:
@@ -238,10 +252,45 @@ def _conforms(value: Any, hint: Any) -> bool:
     return isinstance(value, hint)
 
 
+class _WrongType(Exception):
+    """A decoded value does not fit its field (turned into a DecodeError naming the field)."""
+
+
+def _convert(value: Any, hint: Any) -> Any:
+    """The field value of type `hint` that a decoded JSON value stands for: lists become
+    tuples and objects the dataclasses of items (a JobBatch's jobs, say), each checked."""
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, list):
+            raise _WrongType
+        return tuple(_convert(item, typing.get_args(hint)[0]) for item in value)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise _WrongType
+        return _build(hint, value)
+    if not _conforms(value, hint):
+        raise _WrongType
+    return value
+
+
 @functools.cache
-def _field_hints(cls: type[Message]) -> dict[str, Any]:
+def _field_hints(cls: type) -> dict[str, Any]:
     names = {f.name for f in dataclasses.fields(cls)}
     return {name: hint for name, hint in typing.get_type_hints(cls).items() if name in names}
+
+
+def _build(cls: type, payload: dict[str, Any]) -> Any:
+    """An instance of the dataclass `cls` from its decoded fields, each checked."""
+    hints = _field_hints(cls)
+    values = {}
+    for name, value in payload.items():
+        try:
+            if name not in hints:
+                raise _WrongType
+            values[name] = _convert(value, hints[name])
+        except _WrongType:
+            label = getattr(cls, "kind", "") or cls.__name__
+            raise DecodeError(f"field {excerpt(name)!r} of {label} has a wrong type") from None
+    return cls(**values)
 
 
 def decode(data: bytes, expected: type[Message] | None = None) -> Message:
@@ -252,16 +301,7 @@ def decode(data: bytes, expected: type[Message] | None = None) -> Message:
     """
     try:
         payload = json.loads(data)
-        cls = MESSAGE_TYPES[payload.pop("kind")]
-        hints = _field_hints(cls)
-        values = {
-            name: tuple(value) if isinstance(value, list) else value
-            for name, value in payload.items()
-        }
-        for name, value in values.items():
-            if name not in hints or not _conforms(value, hints[name]):
-                raise DecodeError(f"field {excerpt(name)!r} of {cls.kind} has a wrong type")
-        message = cls(**values)
+        message = _build(MESSAGE_TYPES[payload.pop("kind")], payload)
     except DecodeError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:

@@ -20,6 +20,9 @@ class JobOutcome(str, Enum):
     DONE = "done"
     FAILED = "failed"
     DISCARDED = "discarded"  # the API refused the result: the job was taken from this worker
+    # Given back unstarted or unfinished through no fault of its own: it waited too long
+    # for a slot, or a batch-mate's failure ended its batch. The attempt does not count.
+    RETURNED = "returned"
 
 
 class SubmitAnswer(str, Enum):

@@ -1,7 +1,7 @@
 """The scheduler's core: events in, each with its time; decisions out. No I/O, no clock.
 
 The shell (`scheduler.py`) feeds it what happened: jobs queued, a worker joined, reported
-or sent a result, a submission was refused, a tick; and what the datastore answered to a
+or sent results, a submission was refused, a tick; and what the datastore answered to a
 decision (which jobs a failed attempt put back in the queue). It carries out what the core
 returns. So every path of the job state machine and every fault is a plain call here.
 """
@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Iterable
 
 from datastore.jobs import QueuedJob
-from protocol import JobOutcome, JobResult, SubmitAnswer, Telemetry
+from protocol import JobOutcome, JobResults, SubmitAnswer, Telemetry
 from scheduler.decisions import (
     AcceptResult,
     Assign,
@@ -82,11 +82,12 @@ class SchedulerCore:
         return [job_id for job_id in queued_job_ids if job_id not in self._queue]
 
     def place(self, now: float) -> list[Assign]:
-        """Take every queued job that a worker has a free slot for; each holds its slot now."""
+        """Take every queued job that a worker has room for (a free slot, or a place in the
+        prefetch of its slots); each holds its place now."""
         if not self._queue:
             return []
         snapshots = self._workers.snapshots()
-        if not any(s.available and s.free_slots > 0 for s in snapshots.values()):
+        if not any(s.available and s.free_places > 0 for s in snapshots.values()):
             return []
 
         def choose(job: QueuedJob) -> int | None:
@@ -131,7 +132,8 @@ class SchedulerCore:
         ]
 
     def on_telemetry(self, report: Telemetry, now: float) -> list[Decision]:
-        """A worker's report: it lives, its load, and which jobs it runs (others it lost)."""
+        """A worker's report: it lives, its load, and which jobs it holds (others it lost),
+        running or prefetched."""
         worker = self._sender(report.worker_id, report.worker_key, "report")
         if isinstance(worker, Drop):
             return [worker]
@@ -140,7 +142,7 @@ class SchedulerCore:
         worker.memory_percent = report.memory_percent
         worker.gpu_percent = (report.gpu or {}).get("utilization_percent")
         worker.unresponsive = worker.full = False
-        reported = frozenset(report.running_job_ids)
+        reported = frozenset(report.running_job_ids).union(report.prefetched_job_ids)
         worker.reported = reported - worker.finished_lately
         worker.finished_lately &= reported  # forget a job once reports stop listing it
         decisions: list[Decision] = [RecordLoad(report, now)]
@@ -156,27 +158,40 @@ class SchedulerCore:
             decisions.append(FailAttempt(job_id, report.worker_id, LOST_JOB_ERROR))
         return decisions
 
-    def on_result(self, result: JobResult) -> list[Decision]:
-        """A job ended on a worker: its slot is free; a failure costs the job an attempt."""
-        worker = self._sender(result.worker_id, result.worker_key, "result")
+    def on_results(self, results: JobResults) -> list[Decision]:
+        """Jobs ended on a worker: each frees its place; a failure costs its job an attempt,
+        a job given back unstarted goes back to the queue at no cost."""
+        worker = self._sender(results.worker_id, results.worker_key, "result")
         if isinstance(worker, Drop):
             return [worker]
-        placed_here = worker.job_ended(result.job_id)
-        decisions: list[Decision] = [AcceptResult(result, late=not placed_here)]
-        if result.outcome != JobOutcome.FAILED.value:
-            decisions.append(Settle((result.job_id,)))  # the API stored it done already
-        elif placed_here:
-            decisions.append(FailAttempt(result.job_id, result.worker_id, result.error))
+        decisions: list[Decision] = []
+        settled, returned = [], []
+        for result in results.results:
+            placed_here = worker.job_ended(result.job_id)
+            decisions.append(AcceptResult(result, results.worker_id, late=not placed_here))
+            if result.outcome in (JobOutcome.DONE.value, JobOutcome.DISCARDED.value):
+                settled.append(result.job_id)  # the API stored it done already, or not here
+            elif not placed_here:
+                continue  # taken from it already: settled then
+            elif result.outcome == JobOutcome.RETURNED.value:
+                returned.append(result.job_id)
+                decisions.append(HandBack(result.job_id, results.worker_id, result.error))
+            else:
+                decisions.append(FailAttempt(result.job_id, results.worker_id, result.error))
+        if returned:
+            decisions.append(Requeue(tuple(returned)))
+        if settled:
+            decisions.append(Settle(tuple(settled)))
         return decisions
 
     def on_refused(
         self,
         registration: WorkerRegistration,
-        job_id: int,
+        job_ids: tuple[int, ...],
         answer: SubmitAnswer | None,
         reason: str,
     ) -> list[Decision]:
-        """The worker did not take a job (`answer` None: no answer came). The job goes back
+        """The worker did not take these jobs (`answer` None: no answer came). They go back
         without costing an attempt. A busy or not-ready worker only waits for its next report
         or result; one that failed the call is set aside until its next report. A refusal
         through the link of an earlier join changes nothing: that join's jobs were settled.
@@ -184,9 +199,13 @@ class SchedulerCore:
         worker = self._workers.get(registration.worker_id)
         if worker is None or worker.registration != registration:
             return []
-        decisions: list[Decision] = []
-        if worker.placed.pop(job_id, None) is not None:  # else settled already (lost, say)
-            decisions += [HandBack(job_id, registration.worker_id, reason), Requeue((job_id,))]
+        # Those no longer placed there were settled already (lost, say).
+        handed_back = tuple(j for j in job_ids if worker.placed.pop(j, None) is not None)
+        decisions: list[Decision] = [
+            HandBack(job_id, registration.worker_id, reason) for job_id in handed_back
+        ]
+        if handed_back:
+            decisions.append(Requeue(handed_back))
         if answer in WAIT_ANSWERS:
             worker.full = True
         else:
@@ -222,4 +241,4 @@ class SchedulerCore:
 
 
 def _one_more(worker: WorkerSnapshot) -> WorkerSnapshot:
-    return dataclasses.replace(worker, running=worker.running + 1)
+    return dataclasses.replace(worker, held=worker.held + 1)

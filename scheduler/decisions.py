@@ -24,7 +24,8 @@ class Assign:
 
 @dataclass(frozen=True)
 class HandBack:
-    """running → queued, the attempt not counted: the worker did not take the job."""
+    """running → queued, the attempt not counted: the worker did not take the job, or gave
+    it back unstarted."""
 
     job_id: int
     worker_id: int
@@ -120,6 +121,7 @@ class AcceptResult:
     """A genuine result; `late` when its job had already been taken from the worker."""
 
     result: JobResult
+    worker_id: int
     late: bool
 
 

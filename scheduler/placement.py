@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-# How much each load figure weighs in a worker's score; busy slots matter most because
-# they are exact and current, while CPU, memory and GPU figures are up to one interval old.
+# How much each load figure weighs in a worker's score; held jobs matter most because they
+# are exact and current, while CPU, memory and GPU figures are up to one interval old.
 SLOT_WEIGHT = 1.0
 CPU_WEIGHT = 0.5
 MEMORY_WEIGHT = 0.25
@@ -20,16 +20,16 @@ class WorkerSnapshot:
     worker_id: int
     name: str
     tags: frozenset[str]
-    concurrency: int
-    running: int
+    capacity: int  # jobs it may hold: a slot each, and the prefetch of each slot
+    held: int  # jobs it holds (running or waiting for a slot)
     cpu_percent: float = 0.0
     memory_percent: float = 0.0
     gpu_percent: float | None = None
     available: bool = True  # alive, joined and answering
 
     @property
-    def free_slots(self) -> int:
-        return self.concurrency - self.running
+    def free_places(self) -> int:
+        return self.capacity - self.held
 
 
 def is_suitable(worker: WorkerSnapshot, required_tags: frozenset[str]) -> bool:
@@ -38,14 +38,14 @@ def is_suitable(worker: WorkerSnapshot, required_tags: frozenset[str]) -> bool:
 
 
 def can_run(worker: WorkerSnapshot, required_tags: frozenset[str]) -> bool:
-    """Filter: the worker is suitable and has a free slot."""
-    return is_suitable(worker, required_tags) and worker.free_slots > 0
+    """Filter: the worker is suitable and can take one more job."""
+    return is_suitable(worker, required_tags) and worker.free_places > 0
 
 
 def load_score(worker: WorkerSnapshot) -> float:
     """Score: lower is less loaded."""
     return (
-        SLOT_WEIGHT * worker.running / max(worker.concurrency, 1)
+        SLOT_WEIGHT * worker.held / max(worker.capacity, 1)
         + CPU_WEIGHT * worker.cpu_percent / 100
         + MEMORY_WEIGHT * worker.memory_percent / 100
         + GPU_WEIGHT * (worker.gpu_percent or 0.0) / 100

@@ -1,10 +1,12 @@
 """The scheduler's shell: one thread that feeds events to the core and carries out its decisions.
 
-Events (jobs queued, a job's result, a worker joined or reported, a refused submission, a
-sweep tick) arrive on a queue from the controller's socket threads and the link threads.
-The thread hands every waiting event to the core (`core.py`) with its time, carries out
-what the core decides (the datastore's writes, the rpyc links), then places as many
-queued jobs as there are free slots. Nothing polls: the thread sleeps on the event queue.
+Events (jobs queued, a worker's results, a worker joined or reported, a refused submission,
+a sweep tick) arrive on a queue from the controller's socket threads and the link threads.
+A round takes every waiting event: the thread hands each to the core (`core.py`) with its
+time, carries out what the core decides, then places as many queued jobs as workers have
+room for, all in one datastore transaction; only once it is committed do the jobs go to
+the workers' links (one batch per worker) and the news of ended jobs to the API. Nothing
+polls: the thread sleeps on the event queue.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 import datastore
 from datastore import jobs, transaction, workers
 from foundation import defaults
-from protocol import JobAssignment, JobOutcome, JobResult, JobStatus, Telemetry
+from protocol import JobAssignment, JobOutcome, JobResults, JobStatus, Telemetry
 from scheduler.core import SchedulerCore
 from scheduler.decisions import (
     AcceptResult,
@@ -78,6 +80,7 @@ class Scheduler:
         self._events: queue.SimpleQueue[Callable[[], list[Decision]] | None] = queue.SimpleQueue()
         self._links = WorkerLinks(open_link or rpc_link_opener(settings.rpc_timeout_s))
         self._settled_job_ids: list[int] = []  # ended (done or failed) in this round of events
+        self._assigned: dict[int, list[JobAssignment]] = {}  # this round's, by worker
         self._db = None
         self._carry_out_by_type: dict[type, Callable[..., Iterable[Decision]]] = {
             AcceptResult: self._log_result,
@@ -102,8 +105,8 @@ class Scheduler:
     def jobs_queued(self) -> None:
         self._events.put(self._core.on_jobs_queued)
 
-    def job_finished(self, result: JobResult) -> None:
-        self._events.put(lambda: self._core.on_result(result))
+    def jobs_finished(self, results: JobResults) -> None:
+        self._events.put(lambda: self._core.on_results(results))
 
     def worker_joined(self, registration: WorkerRegistration) -> None:
         self._events.put(lambda: self._core.on_join(registration, time.time()))
@@ -126,23 +129,35 @@ class Scheduler:
         self._db = datastore.connect(self._database_path)
         try:
             running = jobs.running_jobs_by_worker(self._db)
-            self._carry_out(self._core.restore(running, time.time()))
+            self._round([lambda: self._core.restore(running, time.time())])
             while True:
-                event = self._events.get()
-                while event is not None:
-                    self._carry_out(event())
+                events = [self._events.get()]
+                while events[-1] is not None:
                     try:
-                        event = self._events.get_nowait()
+                        events.append(self._events.get_nowait())
                     except queue.Empty:
                         break
-                if event is None:
+                if events[-1] is None:
+                    self._round(events[:-1], place=False)
                     return
-                self._announce_progress()
-                self._dispatch()
-                self.known_worker_ids = self._core.joined_worker_ids()
+                self._round(events)
         finally:
             self._links.close_all()
             self._db.close()
+
+    def _round(self, events: list[Callable[[], list[Decision]]], place: bool = True) -> None:
+        """Carry out the events and place jobs in one transaction; then send and announce."""
+        with transaction(self._db):
+            for event in events:
+                self._carry_out(event())
+            if place:
+                self._place()
+        # Committed: a worker that asks the API for a job's original now finds it running.
+        for worker_id, assignments in self._assigned.items():
+            self._links.send(worker_id, assignments)
+        self._assigned.clear()
+        self._announce_progress()
+        self.known_worker_ids = self._core.joined_worker_ids()
 
     def _carry_out(self, decisions: Iterable[Decision]) -> None:
         """Carry out each decision, and those the core makes on the datastore's answers."""
@@ -156,28 +171,27 @@ class Scheduler:
             self._on_progress(jobs.workloads_of(self._db, self._settled_job_ids))
             self._settled_job_ids.clear()
 
-    def _dispatch(self) -> None:
+    def _place(self) -> None:
         """Assign what the core placed; place again if a job had gone meanwhile."""
         while assignments := self._core.place(time.time()):
-            sent = [self._assign(assignment) for assignment in assignments]
-            if all(sent):
+            assigned = [self._assign(assignment) for assignment in assignments]
+            if all(assigned):
                 return
 
     def _assign(self, assignment: Assign) -> bool:
-        """Set the job running and send it; False if it was no longer queued."""
+        """Set the job running and put it in its worker's batch; False if no longer queued."""
         job, worker_id = assignment.job, assignment.worker_id
         if jobs.assign_job(self._db, job.job_id, worker_id) is None:
             self._core.assignment_void(job.job_id, worker_id)  # finished or deleted meanwhile
             return False
-        self._links.send(
-            worker_id,
+        self._assigned.setdefault(worker_id, []).append(
             JobAssignment(
                 job_id=job.job_id,
                 workload_id=job.workload_id,
                 image_number=job.image_number,
                 filter_name=job.filter_name,
                 params=job.params,
-            ),
+            )
         )
         return True
 
@@ -203,29 +217,31 @@ class Scheduler:
 
     def _hand_back(self, decision: HandBack) -> list[Decision]:
         log.info(
-            "worker %s did not take job %s: %s",
-            decision.worker_id,
+            "job %s back in the queue from worker %s: %s",
             decision.job_id,
+            decision.worker_id,
             decision.reason,
         )
         jobs.unassign_job(self._db, decision.job_id, decision.worker_id)
         return []
 
     def _fail_attempt(self, decision: FailAttempt) -> list[Decision]:
-        with transaction(self._db) as db:
-            status = jobs.fail_attempt(
-                db, decision.job_id, decision.worker_id, decision.error, self._settings.max_attempts
-            )
+        status = jobs.fail_attempt(
+            self._db,
+            decision.job_id,
+            decision.worker_id,
+            decision.error,
+            self._settings.max_attempts,
+        )
         requeued = [decision.job_id] if status is JobStatus.QUEUED else []
         failed = [decision.job_id] if status is JobStatus.FAILED else []
         return self._core.attempts_recorded(requeued, failed, decision.error)
 
     def _release_jobs(self, decision: ReleaseJobs) -> list[Decision]:
         worker_id = decision.worker_id
-        with transaction(self._db) as db:
-            requeued, failed = jobs.release_worker_jobs(
-                db, worker_id, decision.keep, decision.error, self._settings.max_attempts
-            )
+        requeued, failed = jobs.release_worker_jobs(
+            self._db, worker_id, decision.keep, decision.error, self._settings.max_attempts
+        )
         if requeued:
             log.info(
                 "worker %s: %d job(s) back in the queue (%s)",
@@ -262,11 +278,19 @@ class Scheduler:
         reg = decision.registration
         self._links.open(
             reg,
-            lambda job, answer, reason: self._events.put(
-                lambda: self._core.on_refused(reg, job.job_id, answer, reason)
+            lambda refused, answer, reason: self._events.put(
+                lambda: self._core.on_refused(
+                    reg, tuple(job.job_id for job in refused), answer, reason
+                )
             ),
         )
-        log.info("worker %s (%s) joined with %d slot(s)", reg.worker_id, reg.name, reg.concurrency)
+        log.info(
+            "worker %s (%s) joined with %d slot(s), prefetching %d job(s) per slot",
+            reg.worker_id,
+            reg.name,
+            reg.concurrency,
+            reg.prefetch,
+        )
         return []
 
     def _declare_dead(self, decision: DeclareDead) -> list[Decision]:
@@ -291,7 +315,7 @@ class Scheduler:
             "job %s %s on worker %s in %d ms%s%s",
             result.job_id,
             result.outcome,
-            result.worker_id,
+            decision.worker_id,
             result.duration_ms,
             " (taken from it already)" if decision.late else "",
             f": {result.error}" if failed else "",

@@ -1,9 +1,10 @@
 """The scheduler's live view of its workers: who joined, what each holds, who fell silent.
 
 Pure state: no datastore, no rpyc, no clock of its own; times come in as arguments.
-A worker's slots are counted as the worker counts them: a job holds its slot from the
-moment it is placed until the worker itself says the slot is free (its result, a report
-that no longer lists the job, a re-join without it) or the worker is declared dead.
+A worker holds up to `capacity` jobs: one per slot, and its prefetch per slot waiting to
+start. They are counted as the worker counts them: a job holds its place from the moment it
+is placed until the worker itself says it is free (its result, a report that no longer
+lists the job, a re-join without it) or the worker is declared dead.
 """
 
 from __future__ import annotations
@@ -25,8 +26,14 @@ class WorkerRegistration:
     rpc_host: str
     rpc_port: int
     rpc_key: str
-    running_job_ids: frozenset[int] = frozenset()  # what it still runs, as it says
+    running_job_ids: frozenset[int] = frozenset()  # what it still holds, as it says
     membership_renewed: bool = False  # its membership goes on, so those jobs stay its own
+    prefetch: int = 0  # jobs it takes beyond each slot, waiting to start
+
+    @property
+    def capacity(self) -> int:
+        """How many jobs it holds at most: its slots and their prefetch."""
+        return self.concurrency * (1 + self.prefetch)
 
     @property
     def kept_job_ids(self) -> frozenset[int]:
@@ -41,7 +48,7 @@ class WorkerState:
     registration: WorkerRegistration | None  # None: known from the datastore, not re-joined
     last_seen: float
     placed: dict[int, float] = field(default_factory=dict)  # job id → when placed here
-    reported: frozenset[int] = frozenset()  # what it runs, per its latest word
+    reported: frozenset[int] = frozenset()  # what it holds (runs or prefetched), per its word
     # Results that came in while a report may still list the job (sampled before it ended).
     finished_lately: set[int] = field(default_factory=set)
     cpu_percent: float = 0.0
@@ -66,15 +73,15 @@ class WorkerState:
 
     def snapshot(self, worker_id: int) -> WorkerSnapshot:
         reg = self.registration
-        concurrency = reg.concurrency if reg else 0
-        # A job the worker still runs holds a slot even after it was taken back.
+        capacity = reg.capacity if reg else 0
+        # A job the worker still holds takes its place even after it was taken back.
         held = len(self.reported.union(self.placed))
         return WorkerSnapshot(
             worker_id=worker_id,
             name=reg.name if reg else "",
             tags=reg.tags if reg else frozenset(),
-            concurrency=concurrency,
-            running=max(held, concurrency) if self.full else held,
+            capacity=capacity,
+            held=max(held, capacity) if self.full else held,
             cpu_percent=self.cpu_percent,
             memory_percent=self.memory_percent,
             gpu_percent=self.gpu_percent,
@@ -98,7 +105,7 @@ class WorkerRegistry:
     def join(self, registration: WorkerRegistration, now: float) -> WorkerState:
         """Start a fresh view of a worker that joined; it keeps the jobs it may keep.
 
-        Every job it says it runs holds a slot until it says otherwise, kept or not.
+        Every job it says it holds keeps its place until it says otherwise, kept or not.
         """
         previous = self._workers.get(registration.worker_id)
         placed_before = previous.placed if previous else {}

@@ -68,7 +68,7 @@ class Client:
         self.token = token
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
-        headers = kwargs.pop("headers", {})
+        headers = dict(kwargs.pop("headers", {}))  # the caller's dict stays as it was
         if self.token:
             headers.setdefault("Authorization", f"Bearer {self.token}")
         return self.session.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
@@ -385,6 +385,7 @@ def join_over(
     rpc_port: int = 9,
     tags: tuple[str, ...] = (),
     token_id: str = "",
+    concurrency: int = 1,
 ) -> Message:
     """Join over `sock` as a worker does (hello, challenge, request with its proof, keyed by
     `token`); return the reply. The controller's proof goes unchecked: tests use wrong tokens.
@@ -394,7 +395,9 @@ def join_over(
     challenge = decode(sock.recv(), JoinChallenge)
     proofs = JoinProofs(token, worker_nonce, challenge.controller_nonce)
     nonce, proof = challenge.controller_nonce, proofs.worker()
-    request = JoinRequest(name, tags, 1, "127.0.0.1", rpc_port, nonce, proof, token_id=token_id)
+    request = JoinRequest(
+        name, tags, concurrency, "127.0.0.1", rpc_port, nonce, proof, token_id=token_id
+    )
     sock.send(request.encode())
     return decode(sock.recv())
 

@@ -5,17 +5,15 @@ First SIGTERM/SIGINT: stop taking jobs, finish the running ones, leave. Second: 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
-import queue
 import signal
 import threading
 import time
 
 from foundation import defaults
-from protocol import JobResult, JoinAccepted, JoinRequest, Telemetry
+from protocol import JoinAccepted, JoinRequest, Telemetry
 from worker.config import WorkerConfig
 from worker.controller_link import (
     ControllerLink,
@@ -24,6 +22,7 @@ from worker.controller_link import (
     JoinRefusedError,
 )
 from worker.job_runner import JobRunner
+from worker.result_delivery import ResultDelivery
 from worker.rpc_service import JobService, start_rpc_server
 from worker.telemetry import LoadSampler, ProcessSampler
 
@@ -39,14 +38,14 @@ class WorkerAgent:
         self._session: JoinAccepted | None = None
         self._joined = threading.Event()
         self._jobs_finished = threading.Event()  # set at shutdown once running jobs are done
-        self._undelivered = 0  # results not yet taken by the controller
-        self._delivered = threading.Condition()
         self._fatal: JoinRefusedError | None = None
-        self._results: queue.SimpleQueue[JobResult] = queue.SimpleQueue()
         self.link = ControllerLink(
             config.controller_host, config.controller_port, config.request_timeout_ms
         )
-        self.runner = JobRunner(config.concurrency, self._queue_result, config.job_time_limit_s)
+        self._delivery = ResultDelivery(self.link, lambda: self._session)
+        self.runner = JobRunner(
+            config.concurrency, self._delivery.put, config.job_time_limit_s, config.prefetch
+        )
         self._service = JobService(self._current_rpc_key, self.runner.submit)
         self.rpc_server = start_rpc_server(self._service, config)
 
@@ -62,7 +61,7 @@ class WorkerAgent:
         self._install_signal_handlers()
         self._threads = [
             threading.Thread(target=target, name=target.__name__, daemon=True)
-            for target in (self._stay_joined, self._publish_telemetry, self._deliver_results)
+            for target in (self._stay_joined, self._publish_telemetry, self._delivery.run)
         ]
         for thread in self._threads:
             thread.start()
@@ -106,9 +105,10 @@ class WorkerAgent:
                 rpc_port=self.rpc_server.port,
                 controller_nonce="",  # the handshake fills in these two
                 proof="",
-                running_job_ids=self.runner.running_job_ids,
+                running_job_ids=self.runner.held_job_ids,
                 # Renews this membership, if it still lives, so running jobs' tokens stay valid.
                 token_id=self._session.token_id if self._session else "",
+                prefetch=self.config.prefetch,
             )
             try:
                 session = self.link.join(request, self.config.join_token)
@@ -121,8 +121,11 @@ class WorkerAgent:
                 delay = min(delay * 2, defaults.MAX_JOIN_BACKOFF_MS / 1000)
                 continue
             # Take jobs first: the scheduler may send one as soon as it has stored the join.
-            self.runner.set_session(session.worker_id, session.api_url, session.worker_token)
-            self._session = session
+            self.runner.set_session(session.api_url, session.worker_token)
+            previous, self._session = self._session, session
+            if previous is not None and previous.token_id != session.token_id:
+                # A new membership: the controller took back every job of the old one.
+                self.runner.drop_waiting("taken back when the worker joined anew")
             self._service.key_changed()
             self.link.open_channels(session.telemetry_port, session.broadcast_port)
             self._joined.set()
@@ -163,55 +166,39 @@ class WorkerAgent:
                 return
 
     def _publish_telemetry(self) -> None:
+        """Report every interval; and give back the jobs that waited too long for a slot,
+        so none is held unstarted for longer than the controller's dead-worker timeout."""
         sampler, own_sampler = LoadSampler(), ProcessSampler()
         self._joined.wait()
         while True:
             session = self._session
             cpu, memory, gpu = sampler.sample()
             own_cpu, own_rss = own_sampler.sample()
+            running, prefetched = self.runner.held_jobs()
             self.link.publish(
                 Telemetry(
                     worker_id=session.worker_id,
                     cpu_percent=cpu,
                     memory_percent=memory,
                     gpu=gpu,
-                    running_job_ids=self.runner.running_job_ids,
+                    running_job_ids=running,
                     worker_key=session.rpc_key,
                     process_cpu_percent=own_cpu,
                     process_rss_bytes=own_rss,
+                    prefetched_job_ids=prefetched,
                 )
             )
-            if self._jobs_finished.wait(session.telemetry_interval_ms / 1000):
+            interval_s = session.telemetry_interval_ms / 1000
+            # Checked once an interval, so given back within the timeout.
+            self.runner.give_back_stale((defaults.DEAD_AFTER_INTERVALS - 1) * interval_s)
+            if self._jobs_finished.wait(interval_s):
                 return  # reports go on while running jobs finish, so none is taken back
-
-    def _queue_result(self, result: JobResult) -> None:
-        with self._delivered:
-            self._undelivered += 1
-        self._results.put(result)
-
-    def _deliver_results(self) -> None:
-        while True:
-            result = dataclasses.replace(self._results.get(), worker_key=self._session.rpc_key)
-            for attempt in range(1, defaults.RESULT_DELIVERY_TRIES + 1):
-                try:
-                    self.link.report(result)
-                    break
-                except ControllerUnavailable as e:
-                    log.warning(
-                        "result of job %s not delivered (try %d): %s", result.job_id, attempt, e
-                    )
-            with self._delivered:
-                self._undelivered -= 1
-                self._delivered.notify_all()
 
     def _shut_down(self) -> None:
         log.info("stopping: waiting for running jobs")
         self.rpc_server.close()
         self.runner.shutdown(wait=True)
-        with self._delivered:
-            self._delivered.wait_for(
-                lambda: self._undelivered == 0, timeout=defaults.WORKER_REQUEST_TIMEOUT_MS / 1000
-            )
+        self._delivery.wait_delivered(timeout_s=defaults.WORKER_REQUEST_TIMEOUT_MS / 1000)
         self._jobs_finished.set()
         for thread in self._threads[:2]:  # stop using the sockets before closing them
             thread.join(timeout=2 * defaults.HEARTBEAT_WAIT_SLICE_MS / 1000)

@@ -1,32 +1,43 @@
-"""The worker's HTTP client of the API: fetch an original, deliver its filtered result.
+"""The worker's HTTP client of the API: fetch a batch's originals, deliver its results.
 
-Plain urllib3 rather than requests: a job makes two calls, and requests' extra layers cost
-more CPU than the filter on small images (about 1.5 ms per call here).
+Plain urllib3 rather than requests: a batch makes two calls, and requests' extra layers cost
+more CPU than the filter on small images (about 1.5 ms per call here). Images travel as
+length-prefixed frames (`protocol.image_frames`), read from and written to the socket in
+one piece each.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-from urllib.parse import urlencode
+from collections.abc import Iterator, Sequence
 
 import urllib3
 
 from foundation import defaults
 from foundation.errors import DPIPError
 from protocol import MEMBERSHIP_ENDED
+from protocol.image_frames import CONTENT_TYPE, FrameError, frame_head, read_frames
 
 log = logging.getLogger(__name__)
 
+ImageKey = tuple[int, int]  # (workload id, image number)
+
 
 class JobTaken(DPIPError):
-    """Raised when the API says the job is no longer this worker's (reassigned or gone, or
-    the worker's token died with its membership)."""
+    """Raised when the API says the jobs are no longer this worker's (its token died with
+    its membership, which took its jobs back)."""
 
 
 class ApiUnavailable(DPIPError):
     """Raised when the API cannot be reached or answers with an unexpected error."""
+
+
+def max_upload_bytes() -> int:
+    """The API's bound on a request body (DPIP_MAX_UPLOAD_BYTES, read as the API reads it)."""
+    return int(os.environ.get("DPIP_MAX_UPLOAD_BYTES", defaults.MAX_UPLOAD_BYTES))
 
 
 def _error(response: urllib3.BaseHTTPResponse) -> tuple[str, str]:
@@ -38,8 +49,23 @@ def _error(response: urllib3.BaseHTTPResponse) -> tuple[str, str]:
         return "", response.reason or f"HTTP {response.status}"
 
 
-def _message(response: urllib3.BaseHTTPResponse) -> str:
-    return _error(response)[1]
+def split_uploads(
+    results: Sequence[tuple[ImageKey, bytes]], limit: int
+) -> Iterator[list[tuple[ImageKey, bytes]]]:
+    """The results cut into requests whose bodies stay within `limit` bytes (a result
+    bigger than that goes alone, and the API refuses it as it would any upload)."""
+    request: list[tuple[ImageKey, bytes]] = []
+    size = 0
+    for key, data in results:
+        # The frame's header is a few dozen bytes; counting 1 KiB for it is generous.
+        cost = len(data) + 1024
+        if request and size + cost > limit:
+            yield request
+            request, size = [], 0
+        request.append((key, data))
+        size += cost
+    if request:
+        yield request
 
 
 class ApiClient:
@@ -50,6 +76,7 @@ class ApiClient:
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.token = token
+        self._upload_limit = max_upload_bytes()
         self._pool = urllib3.PoolManager(
             maxsize=1, retries=False, timeout=urllib3.Timeout(total=timeout_s)
         )
@@ -58,6 +85,7 @@ class ApiClient:
         """Send one request; while the API is down or failing (a restart), retry with backoff.
 
         Without the retries a short API outage would use up every job's attempts at once.
+        A body to send again must be re-readable (bytes, or a list of them).
         """
         give_up_at = time.monotonic() + defaults.WORKER_API_RETRY_WINDOW_S
         delay = 0.05
@@ -72,29 +100,65 @@ class ApiClient:
             else:
                 if response.status < 500:
                     break
-                problem = f"{method} {path}: HTTP {response.status} {_message(response)}"
+                problem = f"{method} {path}: HTTP {response.status} {_error(response)[1]}"
             if time.monotonic() + delay > give_up_at:
                 raise ApiUnavailable(problem)
             log.warning("%s; retrying in %.2fs", problem, delay)
             time.sleep(delay)  # recovery only: the API is down or failing
             delay = min(delay * 2, 2.0)
-        # A token that died with the worker's membership: that took the worker's jobs back
-        # too. The worker re-joins once the controller's heartbeats leave it out.
-        if response.status in (404, 409) or _error(response)[0] == MEMBERSHIP_ENDED:
-            raise JobTaken(_message(response))
         if response.status >= 300:
-            raise ApiUnavailable(f"{method} {path}: HTTP {response.status} {_message(response)}")
+            code, message = _error(response)
+            # A token that died with the worker's membership: that took the worker's jobs
+            # back too. The worker re-joins once the controller's heartbeats leave it out.
+            if code == MEMBERSHIP_ENDED:
+                raise JobTaken(message)
+            raise ApiUnavailable(f"{method} {path}: HTTP {response.status} {message}")
         return response
 
-    def download_original(self, workload_id: int, number: int) -> bytes:
-        query = urlencode({"workload_id": workload_id, "type": "original"})
-        return self._request("GET", f"/images/{number}?{query}").data
-
-    def upload_filtered(self, workload_id: int, number: int, data: bytes) -> None:
-        query = urlencode({"workload_id": workload_id, "image_id": number, "type": "filtered"})
-        self._request(
+    def download_originals(self, images: Sequence[ImageKey]) -> dict[ImageKey, bytes]:
+        """The originals of these images in one request; one that the API does not send is
+        no longer this worker's to filter."""
+        body = json.dumps({"images": [{"workload_id": w, "image_id": n} for w, n in images]})
+        response = self._request(
             "POST",
-            f"/images?{query}",
-            body=data,
-            headers={"Content-Type": "application/octet-stream"},
+            "/jobs/originals",
+            body=body,
+            headers={"Content-Type": "application/json"},
+            preload_content=False,
         )
+        try:
+            return {
+                (header["workload_id"], header["image_id"]): data
+                for header, data in read_frames(response.read, self._upload_limit)
+                if header.get("status") == "ok"
+            }
+        except (FrameError, KeyError, urllib3.exceptions.HTTPError) as e:
+            raise ApiUnavailable(f"POST /jobs/originals: a broken answer ({e})") from e
+        finally:
+            response.release_conn()
+
+    def upload_results(
+        self, results: Sequence[tuple[ImageKey, bytes]]
+    ) -> dict[ImageKey, tuple[str, str]]:
+        """Deliver results, as few requests as the API's body bound allows; answer, per
+        image, the API's status for it (`stored`, `not_assigned`, or why it was refused)
+        and its message."""
+        answers: dict[ImageKey, tuple[str, str]] = {}
+        for request in split_uploads(results, self._upload_limit):
+            body: list[bytes] = []
+            for (workload_id, number), data in request:
+                header = {"workload_id": workload_id, "image_id": number}
+                body += [frame_head(header, len(data)), data]
+            response = self._request(
+                "POST",
+                "/jobs/results",
+                body=body,
+                headers={"Content-Type": CONTENT_TYPE, "Content-Length": str(sum(map(len, body)))},
+            )
+            try:
+                for answer in json.loads(response.data)["results"]:
+                    key = (answer["workload_id"], answer["image_id"])
+                    answers[key] = (answer["status"], answer.get("message", ""))
+            except (ValueError, KeyError, TypeError) as e:
+                raise ApiUnavailable(f"POST /jobs/results: a broken answer ({e})") from e
+        return answers

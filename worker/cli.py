@@ -52,6 +52,16 @@ def parse_controller(value: str) -> tuple[str, int]:
     help="jobs at once [default: CPU count]",
 )
 @click.option(
+    "--prefetch",
+    type=click.IntRange(0, defaults.MAX_WORKER_PREFETCH),
+    default=defaults.WORKER_PREFETCH,
+    show_default=True,
+    envvar="DPIP_WORKER_PREFETCH",
+    show_envvar=True,
+    help="jobs taken beyond each slot, waiting ready for it; a free slot runs up to half of"
+    " its share (1 + this) as one batch",
+)
+@click.option(
     "--advertise-host",
     default="127.0.0.1",
     show_default=True,
@@ -103,6 +113,7 @@ def main(
     worker_name,
     tags,
     concurrency,
+    prefetch,
     advertise_host,
     listen_host,
     rpc_port,
@@ -122,6 +133,7 @@ def main(
         join_token=resolve_join_token(join_token_file),
         tags=tuple(sorted({t.strip() for t in tags.split(",") if t.strip()})),
         concurrency=concurrency or os.cpu_count() or 1,
+        prefetch=prefetch,
         advertise_host=advertise_host,
         listen_host=listen_host or advertise_host,
         rpc_port=rpc_port,

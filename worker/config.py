@@ -17,6 +17,7 @@ class WorkerConfig:
     join_token: str
     tags: tuple[str, ...] = ()
     concurrency: int = 1
+    prefetch: int = defaults.WORKER_PREFETCH  # jobs taken beyond each slot, waiting for it
     advertise_host: str = "127.0.0.1"  # where the scheduler reaches this worker's rpyc port
     listen_host: str = "127.0.0.1"
     rpc_port: int = 0  # 0: any free port

@@ -1,6 +1,6 @@
 """The worker's nng sockets to the controller; pynng errors stop here.
 
-req → controller port: join (a handshake) and job results (answered);
+req → controller port: join (a handshake) and batches of job results (answered);
 pub → telemetry port: load reports; sub ← broadcast port: controller heartbeats.
 Every socket refuses messages over the size limit (nng closes the connection).
 """
@@ -20,7 +20,7 @@ from protocol import (
     Ack,
     ControllerHeartbeat,
     DecodeError,
-    JobResult,
+    JobResults,
     JoinAccepted,
     JoinChallenge,
     JoinHello,
@@ -125,10 +125,10 @@ class ControllerLink:
             raise JoinRefusedError(reply.reason)
         return reply
 
-    def report(self, result: JobResult) -> None:
-        reply = self._request(result)
+    def report(self, results: JobResults) -> None:
+        reply = self._request(results)
         if not isinstance(reply, Ack) or not reply.ok:
-            raise ControllerUnavailable(f"result of job {result.job_id} not taken: {reply}")
+            raise ControllerUnavailable(f"results not taken: {reply}")
 
     def open_channels(self, telemetry_port: int, broadcast_port: int) -> None:
         """Dial the telemetry and broadcast ports the controller announced (again if changed)."""

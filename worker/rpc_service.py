@@ -7,14 +7,14 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import rpyc
 from rpyc.core.stream import SocketStream
 from rpyc.utils.authenticators import AuthenticationError
 from rpyc.utils.server import ThreadedServer
 
-from protocol import DecodeError, JobAssignment, SubmitAnswer, decode
+from protocol import DecodeError, JobAssignment, JobBatch, SubmitAnswer, decode
 from protocol.rpc import CONNECT_PROOF_BYTES, SAFE_RPYC_CONFIG, BoundedChannel, connect_proof
 from worker.config import WorkerConfig
 
@@ -29,7 +29,7 @@ class JobService(rpyc.Service):
     def __init__(
         self,
         rpc_key: Callable[[], str | None],
-        submit: Callable[[JobAssignment], SubmitAnswer],
+        submit: Callable[[Sequence[JobAssignment]], tuple[SubmitAnswer, ...]],
     ):
         super().__init__()
         self.rpc_key = rpc_key  # the current key, None while not joined or stopping
@@ -55,28 +55,32 @@ class JobService(rpyc.Service):
         with self._key_changed:
             return self._key_changed.wait_for(proven, timeout=wait_s)
 
-    def exposed_submit_job(self, rpc_key, assignment) -> str:
-        """Start a job if `rpc_key` is this worker's current key and a slot is free.
+    def exposed_submit_jobs(self, rpc_key, batch) -> tuple[str, ...]:
+        """Take jobs if `rpc_key` is this worker's current key, as far as it has room.
 
-        Answers a `SubmitAnswer` value as a plain str (rpyc sends no other str type by value).
+        Answers a `SubmitAnswer` value per job, or one for the whole call (a wrong key, a
+        malformed batch, not joined), as a tuple of plain str (rpyc sends no other str type,
+        and no list, by value).
         """
-        return self._answer(rpc_key, assignment).value
+        return tuple(answer.value for answer in self._answer(rpc_key, batch))
 
-    def _answer(self, rpc_key, assignment) -> SubmitAnswer:
-        if type(rpc_key) is not str or type(assignment) is not bytes:
-            return SubmitAnswer.REFUSED
+    def _answer(self, rpc_key, batch) -> tuple[SubmitAnswer, ...]:
+        if type(rpc_key) is not str or type(batch) is not bytes:
+            return (SubmitAnswer.REFUSED,)
         expected = self.rpc_key()
         if expected is None:
-            return SubmitAnswer.NOT_READY
+            return (SubmitAnswer.NOT_READY,)
         if not hmac.compare_digest(rpc_key.encode(), expected.encode()):
             log.warning("refused a job call with a wrong rpc key")
-            return SubmitAnswer.REFUSED
+            return (SubmitAnswer.REFUSED,)
         try:
-            job = decode(assignment, JobAssignment)
+            jobs = decode(batch, JobBatch).jobs
         except DecodeError as e:
-            log.warning("refused a malformed job: %s", e)
-            return SubmitAnswer.REFUSED
-        return self._submit(job)
+            log.warning("refused a malformed batch of jobs: %s", e)
+            return (SubmitAnswer.REFUSED,)
+        if not jobs:
+            return (SubmitAnswer.REFUSED,)
+        return self._submit(jobs)
 
 
 def _read_exactly(sock: socket.socket, size: int) -> bytes:

@@ -72,8 +72,13 @@ def test_a_datastore_from_before_job_counts_is_counted_when_opened(tmp_path: Pat
     )
     with transaction(old) as db:
         workload_id = workloads.create_workload(db, 1, "old", "blur", {}, [])["id"]
-        for _ in range(4):
-            workloads.add_original(db, workload_id, "PNG", 8, 8)
+        for number in range(4):  # as that schema's code added them (no filename, no size)
+            db.execute("INSERT INTO images VALUES (?, ?, 'PNG', 8, 8, 0)", (workload_id, number))
+            db.execute(
+                "INSERT INTO jobs (workload_id, image_number, status, queued_at)"
+                " VALUES (?, ?, 'queued', 0)",
+                (workload_id, number),
+            )
     old.execute("UPDATE jobs SET status = 'done' WHERE image_number < 3")
     old.close()
 

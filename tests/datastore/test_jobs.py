@@ -183,6 +183,22 @@ def test_assign_job_is_none_when_not_queued(conn, alice) -> None:
     assert jobs.assign_job(conn, job_id, worker_id=7) is None
 
 
+def test_images_held_by_a_worker_are_those_of_its_running_jobs(conn, alice) -> None:
+    workload_id = make_workload(conn, alice, images=4)
+    ids = job_ids(conn, workload_id)
+    for job_id in ids[:3]:
+        jobs.assign_job(conn, job_id, worker_id=7)
+    jobs.assign_job(conn, ids[3], worker_id=8)
+    jobs.complete_job(conn, *_key(conn, ids[2]), worker_id=7)  # done: no longer held
+    held = jobs.images_held_by(conn, 7)
+    dir_name = workloads.get_workload(conn, workload_id)["dir_name"]
+    assert held == {
+        (workload_id, n): jobs.HeldImage(workload_id, n, dir_name, "PNG") for n in (0, 1)
+    }
+    assert set(jobs.images_held_by(conn, 8)) == {(workload_id, 3)}
+    assert jobs.images_held_by(conn, 9) == {}
+
+
 def test_complete_job_only_by_the_assigned_worker(conn, alice) -> None:
     (job_id,) = job_ids(conn, make_workload(conn, alice, images=1))
     workload_id, number = _key(conn, job_id)

@@ -241,11 +241,14 @@ def test_ctrl_c_drains_running_jobs_then_stops_api_and_controller(tmp_path):
         for _ in range(4):
             assert admin.upload(workload, data).status_code == 201
         wait_until(
-            lambda: sum(w["running_jobs"] for w in admin.get("/status").json()["workers"]) == 2,
+            lambda: (
+                sum(w["running_jobs"] for w in admin.get("/status").json()["workers"]) == 2
+                and [status for status, _ in _jobs(tmp_path).values()] == ["running"] * 4
+            ),
             30,
-            "both workers to run a job",
+            "both workers to run a job and hold one more, prefetched for its slot",
         )
-        running = {job for job, (status, _) in _jobs(tmp_path).items() if status == "running"}
+        held = set(_jobs(tmp_path))
         children = psutil.Process(process.pid).children(recursive=True)
         signalled = time.monotonic()
         os.killpg(process.pid, signal.SIGINT)
@@ -255,13 +258,14 @@ def test_ctrl_c_drains_running_jobs_then_stops_api_and_controller(tmp_path):
         assert alive == []
 
     jobs = _jobs(tmp_path)
-    assert len(running) == 2
-    assert {jobs[job][0] for job in running} == {"done"}  # delivered, not taken back
-    for job in running:
+    assert len(held) == 4
+    done = {job for job, (status, _) in jobs.items() if status == "done"}
+    assert len(done) == 2  # the running ones: delivered, not taken back
+    for job in done:
         number = job - 1  # one workload: job ids follow image numbers
         assert list((tmp_path / "images").glob(f"*/{number}.filtered.png"))
-    # The jobs that had not started stay queued for the next start.
-    assert {status for job, (status, _) in jobs.items() if job not in running} == {"queued"}
+    # The prefetched jobs, which had not started, were given back for the next start.
+    assert {jobs[job][0] for job in held - done} == {"queued"}
     log = (tmp_path / "up.log").read_text()
     assert "killing" not in log
     assert "leaked semaphore" not in log

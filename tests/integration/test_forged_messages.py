@@ -8,7 +8,7 @@ import threading
 import pynng
 
 from foundation.defaults import REFUSALS_PER_CONNECTION
-from protocol import Ack, JobResult, JoinAccepted, Telemetry, decode
+from protocol import Ack, JobResult, JobResults, JoinAccepted, Telemetry, decode
 from tests.conftest import ADMIN_PASSWORD, image_bytes, join, join_over, wait_until
 from tests.outcomes import database
 from tests.security.helpers import recorded_cpu
@@ -105,7 +105,8 @@ def test_only_the_workers_own_key_can_fail_its_job(cluster):
         assert worker_id == accepted.worker_id
 
         for key in ("wrong", "", accepted.rpc_key[:-1]):
-            req.send(JobResult(worker_id, job_id, "failed", "forged", 0, key).encode())
+            forged = JobResults(worker_id, (JobResult(job_id, "failed", "forged"),), key)
+            req.send(forged.encode())
             assert isinstance(decode(req.recv()), Ack)
         # A report that got in was handed on before its Ack; telemetry sent after the Acks
         # is applied after it. Once the marker is recorded, the forgeries had their chance.
@@ -115,7 +116,8 @@ def test_only_the_workers_own_key_can_fail_its_job(cluster):
         )
         assert _job_row(cluster, wid) == (job_id, "running", worker_id, attempts, "")
 
-        req.send(JobResult(worker_id, job_id, "failed", "genuine", 0, accepted.rpc_key).encode())
+        genuine = JobResults(worker_id, (JobResult(job_id, "failed", "genuine"),), accepted.rpc_key)
+        req.send(genuine.encode())
         assert isinstance(decode(req.recv()), Ack)
         wait_until(lambda: _job_row(cluster, wid)[4] == "genuine", 5, "the genuine report")
         stop.set()

@@ -13,7 +13,9 @@ from protocol import (
     ControllerHeartbeat,
     DecodeError,
     JobAssignment,
+    JobBatch,
     JobResult,
+    JobResults,
     JobsQueued,
     JoinAccepted,
     JoinChallenge,
@@ -41,6 +43,7 @@ SAMPLES: list[Message] = [
         proof="01" * 32,
         running_job_ids=(3, 7),
         token_id="membership-1",
+        prefetch=2,
     ),
     JoinAccepted(
         worker_id=2,
@@ -61,15 +64,28 @@ SAMPLES: list[Message] = [
         memory_percent=40.25,
         gpu={"name": "H100", "util_percent": 3.0, "memory": {"used": 1, "total": 80}},
         running_job_ids=(1, 2, 3),
+        prefetched_job_ids=(4, 5),
     ),
-    JobAssignment(
-        job_id=11,
-        workload_id=3,
-        image_number=0,
-        filter_name="blur",
-        params={"radius": 2.5},
+    JobBatch(
+        jobs=(
+            JobAssignment(
+                job_id=11,
+                workload_id=3,
+                image_number=0,
+                filter_name="blur",
+                params={"radius": 2.5},
+            ),
+            JobAssignment(job_id=12, workload_id=3, image_number=1, filter_name="grayscale"),
+        )
     ),
-    JobResult(worker_id=2, job_id=11, outcome="failed", error="boom ✗", duration_ms=35),
+    JobResults(
+        worker_id=2,
+        results=(
+            JobResult(job_id=11, outcome="failed", error="boom ✗", duration_ms=35),
+            JobResult(job_id=12, outcome="returned"),
+        ),
+        worker_key="k",
+    ),
     JobsQueued(),
     Ack(ok=False, detail="unexpected message"),
     ControllerHeartbeat(controller_instance="abc123", sent_at_ms=1, worker_ids=(2, 5)),
@@ -82,8 +98,9 @@ DEFAULTS: list[Message] = [
     JoinAccepted(1, "u", "t", "k", 1, 2, 3, "i"),
     JoinRefused("no"),
     Telemetry(1, 0.0, 0.0, None, ()),
-    JobAssignment(1, 1, 1, "grayscale"),
-    JobResult(1, 1, "done"),
+    JobBatch((JobAssignment(1, 1, 1, "grayscale"),)),
+    JobBatch(()),
+    JobResults(1, (JobResult(1, "done"),)),
     JobsQueued(),
     Ack(),
     WorkloadsProgressed(),
@@ -122,14 +139,11 @@ def test_tuple_fields_stay_tuples(message: Message) -> None:
 
 
 def test_encoding_is_tagged_json() -> None:
-    payload = json.loads(encode(JobResult(1, 2, "done", worker_key="k")))
+    payload = json.loads(encode(JobResults(1, (JobResult(2, "done"),), worker_key="k")))
     assert payload == {
-        "kind": "result",
+        "kind": "results",
         "worker_id": 1,
-        "job_id": 2,
-        "outcome": "done",
-        "error": "",
-        "duration_ms": 0,
+        "results": [{"job_id": 2, "outcome": "done", "error": "", "duration_ms": 0}],
         "worker_key": "k",
     }
 
@@ -193,9 +207,9 @@ def test_fields_with_defaults_may_be_left_out() -> None:
     assert decode(b'{"kind": "ack"}') == Ack(ok=True, detail="")
     assert decode(b'{"kind": "jobs_queued"}') == JobsQueued()
     assert decode(
-        b'{"kind": "job", "job_id": 1, "workload_id": 2, "image_number": 3,'
-        b' "filter_name": "grayscale"}'
-    ) == JobAssignment(1, 2, 3, "grayscale", {})
+        b'{"kind": "jobs", "jobs": [{"job_id": 1, "workload_id": 2, "image_number": 3,'
+        b' "filter_name": "grayscale"}]}'
+    ) == JobBatch((JobAssignment(1, 2, 3, "grayscale", {}),))
 
 
 @pytest.mark.parametrize(
@@ -203,7 +217,6 @@ def test_fields_with_defaults_may_be_left_out() -> None:
     [
         (Telemetry(1, 0.0, 0.0, None, ()), "worker_name"),
         (Telemetry(1, 0.0, 0.0, None, ()), "sent_at_ms"),
-        (JobAssignment(1, 2, 3, "grayscale"), "attempt"),
         (ControllerHeartbeat("abc123", 1), "interval_ms"),
     ],
     ids=lambda v: v if isinstance(v, str) else type(v).__name__,
@@ -213,6 +226,52 @@ def test_fields_nothing_read_are_gone(message: Message, dropped: str) -> None:
     payload[dropped] = 1
     with pytest.raises(DecodeError, match=dropped):
         decode(json.dumps(payload).encode())
+
+
+def _batch_payload(**job_fields) -> dict:
+    job = {"job_id": 1, "workload_id": 2, "image_number": 3, "filter_name": "grayscale"}
+    return {"kind": "jobs", "jobs": [{**job, **job_fields}]}
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _batch_payload(attempt=1),
+        _batch_payload(job_id="1"),
+        _batch_payload(job_id=True),
+        _batch_payload(params=[1, 2]),
+        {"kind": "jobs", "jobs": [{"job_id": 1}]},
+        {"kind": "jobs", "jobs": [7]},
+        {"kind": "jobs", "jobs": {"job_id": 1}},
+        {"kind": "jobs", "jobs": None},
+        {"kind": "results", "worker_id": 1, "results": [{"job_id": 1, "outcome": 3}]},
+        {"kind": "results", "worker_id": 1, "results": [{"job_id": 1, "outcome": "done", "x": 1}]},
+        {"kind": "results", "worker_id": 1, "results": [["job_id", 1]]},
+    ],
+    ids=[
+        "job-unknown-field",
+        "job-id-string",
+        "job-id-bool",
+        "job-params-list",
+        "job-missing-fields",
+        "job-not-an-object",
+        "jobs-an-object",
+        "jobs-null",
+        "result-outcome-int",
+        "result-unknown-field",
+        "result-a-list",
+    ],
+)
+def test_items_of_a_batch_are_checked_like_fields(payload: dict) -> None:
+    """A batch's jobs and results are each checked as a message's fields are."""
+    with pytest.raises(DecodeError):
+        decode(json.dumps(payload).encode())
+
+
+def test_items_of_a_batch_decode_to_their_dataclasses() -> None:
+    batch = decode(json.dumps(_batch_payload(params={"radius": 2})).encode(), JobBatch)
+    assert batch.jobs == (JobAssignment(1, 2, 3, "grayscale", {"radius": 2}),)
+    assert type(batch.jobs) is tuple
 
 
 @pytest.mark.parametrize("answer", list(SubmitAnswer), ids=lambda a: a.name)
@@ -240,8 +299,8 @@ def test_unknown_list_field() -> None:
 @pytest.mark.parametrize(
     ("message", "expected"),
     [
-        (Ack(), JobResult),
-        (JobResult(1, 1, "done"), Telemetry),
+        (Ack(), JobResults),
+        (JobResults(1, ()), Telemetry),
         (JoinRefused("no"), JoinAccepted),
         (JobsQueued(), ControllerHeartbeat),
         (JoinAccepted(1, "u", "t", "k", 1, 2, 3, "i"), JoinRequest),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from datastore.jobs import QueuedJob
-from protocol import JobOutcome, JobResult, SubmitAnswer, Telemetry
+from protocol import JobOutcome, JobResult, JobResults, SubmitAnswer, Telemetry
 from scheduler.core import DIED_ERROR, LOST_JOB_ERROR, RESTARTED_ERROR, SchedulerCore
 from scheduler.decisions import (
     AcceptResult,
@@ -80,6 +80,7 @@ def registration(
     key: str = "",
     running=(),
     renewed: bool = False,
+    prefetch: int = 0,
 ) -> WorkerRegistration:
     return WorkerRegistration(
         worker_id=worker_id,
@@ -91,10 +92,11 @@ def registration(
         rpc_key=key or f"key-{worker_id}",
         running_job_ids=frozenset(running),
         membership_renewed=renewed,
+        prefetch=prefetch,
     )
 
 
-def report(reg: WorkerRegistration, running=(), key: str | None = None) -> Telemetry:
+def report(reg: WorkerRegistration, running=(), key: str | None = None, prefetched=()) -> Telemetry:
     return Telemetry(
         worker_id=reg.worker_id,
         cpu_percent=0.0,
@@ -102,6 +104,7 @@ def report(reg: WorkerRegistration, running=(), key: str | None = None) -> Telem
         gpu=None,
         running_job_ids=tuple(running),
         worker_key=reg.rpc_key if key is None else key,
+        prefetched_job_ids=tuple(prefetched),
     )
 
 
@@ -111,15 +114,29 @@ def result(
     outcome: JobOutcome = JobOutcome.DONE,
     error: str = "",
     key: str | None = None,
-) -> JobResult:
-    return JobResult(
+) -> JobResults:
+    """A message with one job's result."""
+    return results(reg, (job_id, outcome, error), key=key)
+
+
+def results(
+    reg: WorkerRegistration, *ended: tuple[int, JobOutcome, str], key: str | None = None
+) -> JobResults:
+    """A message with several jobs' results: (job id, outcome, error) each."""
+    return JobResults(
         worker_id=reg.worker_id,
-        job_id=job_id,
-        outcome=outcome.value,
-        error=error,
-        duration_ms=12,
+        results=tuple(
+            JobResult(job_id, outcome.value, error, duration_ms=12)
+            for job_id, outcome, error in ended
+        ),
         worker_key=reg.rpc_key if key is None else key,
     )
+
+
+def accepted(message: JobResults, late: bool = False) -> AcceptResult:
+    """The core's acceptance of a message's one result."""
+    [only] = message.results
+    return AcceptResult(only, message.worker_id, late)
 
 
 def placed(core: SchedulerCore, clock: Clock) -> list[tuple[int, int]]:
@@ -159,7 +176,7 @@ def test_running_to_done_frees_the_slot_and_settles_the_job(core, clock):
     core.add_jobs([job(1), job(2)])
     assert placed(core, clock) == [(1, 1)]
     done = result(w1, 1)
-    assert core.on_result(done) == [AcceptResult(done, late=False), Settle((1,))]
+    assert core.on_results(done) == [accepted(done, late=False), Settle((1,))]
     assert placed(core, clock) == [(2, 1)]
 
 
@@ -170,8 +187,8 @@ def test_a_failed_attempt_below_the_limit_is_retried_on_another_worker(core, clo
     assert placed(core, clock) == [(1, 1)]
     join(core, clock, w2)
     failed = result(w1, 1, JobOutcome.FAILED, "boom")
-    assert core.on_result(failed) == [
-        AcceptResult(failed, late=False),
+    assert core.on_results(failed) == [
+        accepted(failed, late=False),
         FailAttempt(1, 1, "boom"),
     ]
     # The datastore put it back in the queue (attempt 1 of 3).
@@ -185,7 +202,7 @@ def test_a_failed_attempt_at_the_limit_fails_the_job_for_good(core, clock):
     join(core, clock, w1)
     core.add_jobs([job(1)])
     placed(core, clock)
-    assert FailAttempt(1, 1, "bad data") in core.on_result(
+    assert FailAttempt(1, 1, "bad data") in core.on_results(
         result(w1, 1, JobOutcome.FAILED, "bad data")
     )
     # The datastore counted the third attempt: retries are used up.
@@ -226,7 +243,7 @@ def test_a_result_with_a_wrong_key_is_dropped_and_frees_nothing(core, clock):
     core.add_jobs([job(1), job(2)])
     placed(core, clock)
     forged = result(w1, 1, JobOutcome.FAILED, "forged", key="not-the-key")
-    assert core.on_result(forged) == [Drop(1, "result", "without its key", suspicious=True)]
+    assert core.on_results(forged) == [Drop(1, "result", "without its key", suspicious=True)]
     assert placed(core, clock) == []  # job 1 still holds the slot
 
 
@@ -247,7 +264,9 @@ def test_a_result_from_a_dead_worker_is_dropped(core, clock):
     core.add_jobs([job(1)])
     placed(core, clock)
     core.on_tick(clock.advance(DEAD_AFTER_S + 0.5))
-    assert core.on_result(result(w1, 1)) == [Drop(1, "result", "not joined here", suspicious=False)]
+    assert core.on_results(result(w1, 1)) == [
+        Drop(1, "result", "not joined here", suspicious=False)
+    ]
     assert core.on_telemetry(report(w1), clock.now) == [
         Drop(1, "report", "not joined here", suspicious=False)
     ]
@@ -257,7 +276,9 @@ def test_a_result_with_the_key_of_an_earlier_join_is_dropped(core, clock):
     old = registration(1, key="old-key")
     join(core, clock, old)
     join(core, clock, registration(1, key="new-key"))
-    assert core.on_result(result(old, 1)) == [Drop(1, "result", "without its key", suspicious=True)]
+    assert core.on_results(result(old, 1)) == [
+        Drop(1, "result", "without its key", suspicious=True)
+    ]
 
 
 def test_a_late_result_frees_the_slot_and_changes_no_job(core, clock):
@@ -268,14 +289,14 @@ def test_a_late_result_frees_the_slot_and_changes_no_job(core, clock):
     placed(core, clock)
     core.on_telemetry(report(w1, running=()), clock.advance(DEAD_AFTER_S + 0.5))
     late = result(w1, 1, JobOutcome.FAILED, "too late")
-    assert core.on_result(late) == [AcceptResult(late, late=True)]  # no second attempt lost
+    assert core.on_results(late) == [accepted(late, late=True)]  # no second attempt lost
 
 
 def test_a_late_done_result_still_wakes_who_waits(core, clock):
     w1 = registration(1)
     join(core, clock, w1)
     done = result(w1, 5)
-    assert core.on_result(done) == [AcceptResult(done, late=True), Settle((5,))]
+    assert core.on_results(done) == [accepted(done, late=True), Settle((5,))]
 
 
 def test_a_job_the_worker_lost_costs_an_attempt_after_the_grace_period(core, clock):
@@ -357,7 +378,7 @@ def test_a_re_join_that_still_runs_jobs_keeps_their_slots_until_they_end(core, c
     assert placed(core, clock) == []
     # Its upload for job 1 was refused (its old membership ended): discarded, slot free.
     discarded = result(again, 1, JobOutcome.DISCARDED)
-    assert core.on_result(discarded) == [AcceptResult(discarded, late=True), Settle((1,))]
+    assert core.on_results(discarded) == [accepted(discarded, late=True), Settle((1,))]
     assert placed(core, clock) == [(1, 1)]
 
 
@@ -371,7 +392,7 @@ def test_a_renewed_re_join_keeps_its_jobs_and_their_slots(core, clock):
     core.requeue([job(2, last_worker_id=1)])
     assert placed(core, clock) == [(2, 1)]
     # Job 1 is still its own: a failure of it costs an attempt.
-    assert FailAttempt(1, 1, "x") in core.on_result(result(again, 1, JobOutcome.FAILED, "x"))
+    assert FailAttempt(1, 1, "x") in core.on_results(result(again, 1, JobOutcome.FAILED, "x"))
 
 
 @pytest.mark.parametrize("answer", [SubmitAnswer.BUSY, SubmitAnswer.NOT_READY])
@@ -380,11 +401,11 @@ def test_a_busy_refusal_costs_only_a_wait_for_the_next_free_slot(core, clock, an
     join(core, clock, w1)
     core.add_jobs([job(1), job(2)])
     assert placed(core, clock) == [(1, 1), (2, 1)]
-    assert core.on_refused(w1, 2, answer, "busy") == [HandBack(2, 1, "busy"), Requeue((2,))]
+    assert core.on_refused(w1, (2,), answer, "busy") == [HandBack(2, 1, "busy"), Requeue((2,))]
     core.requeue([job(2)])
     assert placed(core, clock) == []  # it said it is full: nothing until a slot frees
     assert core.joined_worker_ids() == {1}  # still in rotation: no SetAside above
-    core.on_result(result(w1, 1))
+    core.on_results(result(w1, 1))
     assert placed(core, clock) == [(2, 1)]
 
 
@@ -396,12 +417,12 @@ def test_a_busy_worker_is_in_rotation_for_retries_that_avoid_another(core, clock
     join(core, clock, w2)
     core.add_jobs([job(1)])
     assert placed(core, clock) == [(1, 1)]
-    core.on_refused(w1, 1, SubmitAnswer.BUSY, "busy")
+    core.on_refused(w1, (1,), SubmitAnswer.BUSY, "busy")
     core.requeue([job(1)])
     assert placed(core, clock) == [(1, 2)]
     core.requeue([job(5, last_worker_id=2)])
     assert placed(core, clock) == []  # worker 2 has a free slot, but failed job 5 last time
-    assert core.on_refused(w1, 9, None, "timed out") == [SetAside(1, "timed out")]  # job 9
+    assert core.on_refused(w1, (9,), None, "timed out") == [SetAside(1, "timed out")]  # job 9
     # was not placed there (no hand back); worker 1 is set aside: it could not take job 5.
     assert placed(core, clock) == [(5, 2)]
 
@@ -411,7 +432,7 @@ def test_a_report_ends_the_wait_of_a_busy_worker(core, clock):
     join(core, clock, w1)
     core.add_jobs([job(1)])
     placed(core, clock)
-    core.on_refused(w1, 1, SubmitAnswer.NOT_READY, "not ready")
+    core.on_refused(w1, (1,), SubmitAnswer.NOT_READY, "not ready")
     core.requeue([job(1)])
     assert placed(core, clock) == []
     core.on_telemetry(report(w1), clock.advance(INTERVAL_S))
@@ -424,13 +445,13 @@ def test_a_failed_submission_sets_the_worker_aside_until_its_next_report(core, c
     join(core, clock, w1)
     core.add_jobs([job(1), job(2)])
     placed(core, clock)
-    assert core.on_refused(w1, 2, answer, "timed out") == [
+    assert core.on_refused(w1, (2,), answer, "timed out") == [
         HandBack(2, 1, "timed out"),
         Requeue((2,)),
         SetAside(1, "timed out"),
     ]
     core.requeue([job(2)])
-    core.on_result(result(w1, 1))  # a result is not enough
+    core.on_results(result(w1, 1))  # a result is not enough
     assert placed(core, clock) == []
     core.on_telemetry(report(w1), clock.advance(INTERVAL_S))
     assert placed(core, clock) == [(2, 1)]
@@ -442,7 +463,7 @@ def test_a_refusal_through_the_link_of_an_earlier_join_changes_nothing(core, clo
     core.add_jobs([job(1)])
     placed(core, clock)
     join(core, clock, registration(1, key="new"))
-    assert core.on_refused(old, 1, None, "connection reset") == []
+    assert core.on_refused(old, (1,), None, "connection reset") == []
 
 
 def test_the_recovery_sweep_never_frees_a_slot_the_worker_still_holds(core, clock):
@@ -457,7 +478,7 @@ def test_the_recovery_sweep_never_frees_a_slot_the_worker_still_holds(core, cloc
     assert placed(core, clock) == []
     core.on_telemetry(report(w1, running=(1,)), clock.advance(0.1))
     assert placed(core, clock) == []
-    core.on_result(result(w1, 1))
+    core.on_results(result(w1, 1))
     assert placed(core, clock) == [(2, 1)]
 
 
@@ -466,7 +487,7 @@ def test_a_report_sampled_before_a_result_does_not_hold_the_slot_again(core, clo
     join(core, clock, w1)
     core.add_jobs([job(1), job(2), job(3)])
     placed(core, clock)
-    core.on_result(result(w1, 1))
+    core.on_results(result(w1, 1))
     core.on_telemetry(report(w1, running=(1,)), clock.advance(0.1))  # sampled before it ended
     assert placed(core, clock) == [(2, 1)]
 
@@ -474,3 +495,172 @@ def test_a_report_sampled_before_a_result_does_not_hold_the_slot_again(core, clo
 def test_the_queue_reload_asks_only_for_jobs_it_lacks(core):
     core.add_jobs([job(1), job(3)])
     assert core.missing([1, 2, 3, 4]) == [2, 4]
+
+
+# Prefetch and batches ------------------------------------------------------------------
+
+
+def test_a_worker_holds_a_job_per_slot_and_its_prefetch_per_slot(core, clock):
+    w1 = registration(1, concurrency=2, prefetch=1)
+    join(core, clock, w1)
+    core.add_jobs([job(n) for n in range(1, 7)])
+    assert placed(core, clock) == [(n, 1) for n in range(1, 5)]  # 2 slots x (1 + 1)
+    assert placed(core, clock) == []
+    core.on_results(results(w1, (1, JobOutcome.DONE, ""), (2, JobOutcome.DONE, "")))
+    assert placed(core, clock) == [(5, 1), (6, 1)]
+
+
+def test_jobs_spread_over_workers_by_the_share_of_their_places_held(core, clock):
+    join(core, clock, registration(1, prefetch=3))  # 4 places
+    join(core, clock, registration(2, concurrency=2, prefetch=0))  # 2 places
+    core.add_jobs([job(n) for n in range(1, 7)])
+    assert sorted(worker for _, worker in placed(core, clock)) == [1, 1, 1, 1, 2, 2]
+
+
+def test_prefetched_jobs_a_report_lists_are_not_lost(core, clock):
+    w1 = registration(1, prefetch=2)
+    join(core, clock, w1)
+    core.add_jobs([job(1), job(2), job(3)])
+    placed(core, clock)
+    still = report(w1, running=(1,), prefetched=(2, 3))
+    assert core.on_telemetry(still, clock.advance(10 * DEAD_AFTER_S)) == [
+        RecordLoad(still, clock.now)
+    ]
+    assert placed(core, clock) == []  # all three still hold their places
+
+
+def test_a_prefetched_job_the_worker_lost_costs_an_attempt_after_the_grace_period(core, clock):
+    w1 = registration(1, prefetch=2)
+    join(core, clock, w1)
+    core.add_jobs([job(1), job(2), job(3)])
+    placed(core, clock)
+    lost = report(w1, running=(1,), prefetched=(2,))
+    assert core.on_telemetry(lost, clock.advance(DEAD_AFTER_S)) == [RecordLoad(lost, clock.now)]
+    assert core.on_telemetry(lost, clock.advance(0.5)) == [
+        RecordLoad(lost, clock.now),
+        FailAttempt(3, 1, LOST_JOB_ERROR),
+    ]
+    core.add_jobs([job(4)])
+    assert placed(core, clock) == [(4, 1)]  # the lost job's place is free
+
+
+def test_a_dead_workers_prefetched_jobs_are_released_with_its_running_ones(core, clock):
+    w1, w2 = registration(1, prefetch=2), registration(2)
+    join(core, clock, w1)
+    core.add_jobs([job(1), job(2), job(3)])
+    assert placed(core, clock) == [(1, 1), (2, 1), (3, 1)]
+    join(core, clock, w2)
+    core.on_telemetry(report(w2), clock.advance(DEAD_AFTER_S))
+    assert core.on_tick(clock.advance(0.1))[:2] == [
+        DeclareDead(1),
+        ReleaseJobs(1, frozenset(), DIED_ERROR),  # every job running there, per the datastore
+    ]
+    assert core.attempts_recorded([1, 2, 3], [], DIED_ERROR) == [Requeue((1, 2, 3))]
+    core.requeue([job(n, last_worker_id=1) for n in (1, 2, 3)])
+    assert placed(core, clock) == [(1, 2)]  # one at a time on the living worker
+
+
+def test_a_new_membership_releases_prefetched_jobs_which_hold_places_until_dropped(core, clock):
+    join(core, clock, registration(1, prefetch=1))
+    core.add_jobs([job(1), job(2)])
+    placed(core, clock)
+    again = registration(1, prefetch=1, key="new", running=(1, 2))
+    assert core.on_join(again, clock.now)[1] == ReleaseJobs(1, frozenset(), RESTARTED_ERROR)
+    core.attempts_recorded([1, 2], [], RESTARTED_ERROR)
+    core.requeue([job(1, last_worker_id=1), job(2, last_worker_id=1)])
+    assert placed(core, clock) == []  # it still holds both
+    dropped = results(
+        again, (2, JobOutcome.DISCARDED, "taken back"), (1, JobOutcome.DISCARDED, "taken back")
+    )
+    assert core.on_results(dropped)[-1] == Settle((2, 1))
+    assert placed(core, clock) == [(1, 1), (2, 1)]
+
+
+def test_a_renewed_membership_keeps_its_prefetched_jobs(core, clock):
+    join(core, clock, registration(1, prefetch=1))
+    core.add_jobs([job(1), job(2), job(3)])
+    placed(core, clock)
+    again = registration(1, prefetch=1, key="new", running=(1, 2), renewed=True)
+    assert core.on_join(again, clock.now)[1] == ReleaseJobs(1, frozenset({1, 2}), RESTARTED_ERROR)
+    assert placed(core, clock) == []
+    # Job 2 is still its own: giving it back returns it to the queue at no cost.
+    given_back = result(again, 2, JobOutcome.RETURNED, "no slot was free")
+    assert core.on_results(given_back) == [
+        accepted(given_back),
+        HandBack(2, 1, "no slot was free"),
+        Requeue((2,)),
+    ]
+
+
+def test_a_job_given_back_unstarted_goes_back_at_no_cost_preferably_elsewhere(core, clock):
+    w1, w2 = registration(1, prefetch=1), registration(2)
+    join(core, clock, w1)
+    core.add_jobs([job(1), job(2)])
+    assert placed(core, clock) == [(1, 1), (2, 1)]
+    join(core, clock, w2)
+    given_back = result(w1, 2, JobOutcome.RETURNED, "no slot was free for 2 s")
+    assert core.on_results(given_back) == [
+        accepted(given_back),
+        HandBack(2, 1, "no slot was free for 2 s"),
+        Requeue((2,)),
+    ]
+    core.requeue([job(2)])  # not a failure: it may go anywhere
+    assert placed(core, clock) == [(2, 2)]
+
+
+def test_a_late_job_given_back_changes_nothing(core, clock):
+    w1 = registration(1, prefetch=1)
+    join(core, clock, w1)
+    late = result(w1, 9, JobOutcome.RETURNED, "no slot was free")
+    assert core.on_results(late) == [accepted(late, late=True)]
+
+
+def test_a_batch_of_results_frees_each_place_and_settles_together(core, clock):
+    w1 = registration(1, prefetch=3)
+    join(core, clock, w1)
+    core.add_jobs([job(n) for n in range(1, 5)])
+    placed(core, clock)
+    batch = results(
+        w1,
+        (1, JobOutcome.DONE, ""),
+        (2, JobOutcome.FAILED, "boom"),
+        (3, JobOutcome.RETURNED, "its batch-mate failed"),
+        (4, JobOutcome.DISCARDED, "gone"),
+    )
+    assert core.on_results(batch) == [
+        AcceptResult(batch.results[0], 1, late=False),
+        AcceptResult(batch.results[1], 1, late=False),
+        FailAttempt(2, 1, "boom"),
+        AcceptResult(batch.results[2], 1, late=False),
+        HandBack(3, 1, "its batch-mate failed"),
+        AcceptResult(batch.results[3], 1, late=False),
+        Requeue((3,)),
+        Settle((1, 4)),
+    ]
+    core.add_jobs([job(n) for n in range(5, 10)])
+    assert placed(core, clock) == [(n, 1) for n in range(5, 9)]
+
+
+def test_results_with_a_wrong_key_are_dropped_whole(core, clock):
+    w1 = registration(1, prefetch=1)
+    join(core, clock, w1)
+    core.add_jobs([job(1), job(2)])
+    placed(core, clock)
+    forged = results(w1, (1, JobOutcome.DONE, ""), (2, JobOutcome.FAILED, "x"), key="no")
+    assert core.on_results(forged) == [Drop(1, "result", "without its key", suspicious=True)]
+    core.add_jobs([job(3)])
+    assert placed(core, clock) == []
+
+
+def test_a_refused_batch_goes_back_whole_in_its_order(core, clock):
+    w1 = registration(1, prefetch=2)
+    join(core, clock, w1)
+    core.add_jobs([job(1), job(2), job(3)])
+    placed(core, clock)
+    assert core.on_refused(w1, (1, 2, 3), None, "timed out") == [
+        HandBack(1, 1, "timed out"),
+        HandBack(2, 1, "timed out"),
+        HandBack(3, 1, "timed out"),
+        Requeue((1, 2, 3)),
+        SetAside(1, "timed out"),
+    ]

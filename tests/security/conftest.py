@@ -20,12 +20,17 @@ from worker.config import WorkerConfig
 from worker.rpc_service import JobService, start_rpc_server
 
 UPLOAD_LIMIT = 4 * 1024 * 1024
+BATCH_LIMIT = 4 * UPLOAD_LIMIT  # a batch's bytes: small enough to send past it in a test
 
 
 # Controller, API and one worker (its rpyc port is attacked), shared by every module. No job
 # of this suite ever runs (every workload is tagged `nowhere`), so the image store and the
 # jobs table change only when a test changes them.
-cluster = cluster_fixture("package", workers=1, env={"DPIP_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)})
+cluster = cluster_fixture(
+    "package",
+    workers=1,
+    env={"DPIP_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT), "DPIP_MAX_BATCH_BYTES": str(BATCH_LIMIT)},
+)
 
 
 @dataclass
@@ -84,9 +89,9 @@ class KeyedRpcServer:
         self.key_asked.set()
         return self.key
 
-    def submit(self, job: JobAssignment) -> SubmitAnswer:
-        self.submitted.append(job)
-        return SubmitAnswer.ACCEPTED
+    def submit(self, jobs: tuple[JobAssignment, ...]) -> tuple[SubmitAnswer, ...]:
+        self.submitted += jobs
+        return (SubmitAnswer.ACCEPTED,) * len(jobs)
 
     def connect(
         self, key: str | None = None, service: type[rpyc.Service] = rpyc.VoidService

@@ -1,5 +1,5 @@
 """The worker's rpyc port: nothing is read without the key's proof, and nothing but
-`submit_job` answers with it.
+`submit_jobs` answers with it.
 
 The real worker's port is attacked as an outsider (no key). The surface behind the key is
 attacked on the same server code in this process (`keyed_rpc_server`), whose key the test
@@ -23,7 +23,7 @@ import pytest
 import rpyc
 
 from foundation.defaults import RPC_CONNECT_TIMEOUT_S, RPC_MAX_CONNECTIONS
-from protocol import JobAssignment, JoinAccepted
+from protocol import JobAssignment, JobBatch, JoinAccepted
 from protocol.rpc import SAFE_RPYC_CONFIG
 from tests.conftest import ADMIN_PASSWORD, join
 from tests.security.helpers import database, join_token
@@ -81,7 +81,7 @@ def test_rpyc_without_the_key_gets_no_root(rpc_address):
     conn = rpyc.connect(*rpc_address, config={"sync_request_timeout": 10})
     try:
         with pytest.raises(EOFError):
-            conn.root.submit_job("key", b"")
+            conn.root.submit_jobs("key", b"")
     finally:
         conn.close()
 
@@ -118,9 +118,12 @@ def rpc(keyed_rpc_server) -> Iterator[rpyc.Connection]:
 
 def test_the_key_proof_opens_the_connection(keyed_rpc_server, rpc):
     keyed_rpc_server.submitted.clear()
-    job = JobAssignment(7, 1, 0, "grayscale", {})
-    assert rpc.root.submit_job(keyed_rpc_server.key, job.encode()) == "accepted"
-    assert keyed_rpc_server.submitted == [job]
+    jobs = (JobAssignment(7, 1, 0, "grayscale", {}), JobAssignment(9, 1, 1, "blur", {}))
+    assert rpc.root.submit_jobs(keyed_rpc_server.key, JobBatch(jobs).encode()) == (
+        "accepted",
+        "accepted",
+    )
+    assert keyed_rpc_server.submitted == list(jobs)
 
 
 def test_a_proof_of_the_key_the_worker_is_about_to_get_is_awaited(keyed_rpc_server):
@@ -134,8 +137,8 @@ def test_a_proof_of_the_key_the_worker_is_about_to_get_is_awaited(keyed_rpc_serv
         assert keyed_rpc_server.key_asked.wait(10)  # it read the proof and found the old key
         keyed_rpc_server.key = new_key
         keyed_rpc_server.service.key_changed()
-        job = JobAssignment(8, 1, 0, "grayscale", {})
-        assert conn.root.submit_job(new_key, job.encode()) == "accepted"
+        batch = JobBatch((JobAssignment(8, 1, 0, "grayscale", {}),))
+        assert conn.root.submit_jobs(new_key, batch.encode()) == ("accepted",)
     finally:
         conn.close()
         keyed_rpc_server.key = old_key
@@ -145,7 +148,7 @@ def test_a_proof_made_with_another_key_is_refused(keyed_rpc_server):
     conn = keyed_rpc_server.connect(key="not-the-key")
     try:
         with pytest.raises(EOFError):
-            conn.root.submit_job(keyed_rpc_server.key, b"")
+            conn.root.submit_jobs(keyed_rpc_server.key, b"")
     finally:
         conn.close()
 
@@ -208,19 +211,19 @@ REACH_ATTEMPTS = [
         id="root._submit",
     ),
     pytest.param(
-        lambda connect: connect().root.submit_job.__self__.rpc_key(),
+        lambda connect: connect().root.submit_jobs.__self__.rpc_key(),
         "allow_all_attrs",
         _NO_ATTRIBUTE,
         id="submit.__self__",
     ),
     pytest.param(
-        lambda connect: connect().root.submit_job.__func__.__code__.co_filename,
+        lambda connect: connect().root.submit_jobs.__func__.__code__.co_filename,
         "allow_all_attrs",
         _NO_ATTRIBUTE,
         id="submit.__func__",
     ),
     pytest.param(
-        lambda connect: connect().root.submit_job.__globals__["hmac"],
+        lambda connect: connect().root.submit_jobs.__globals__["hmac"],
         "allow_all_attrs",
         _NO_ATTRIBUTE,
         id="submit.__globals__",
@@ -228,7 +231,7 @@ REACH_ATTEMPTS = [
     pytest.param(
         lambda connect: (
             connect()
-            .root.exposed_submit_job.__globals__["__builtins__"]["__import__"]("os")
+            .root.exposed_submit_jobs.__globals__["__builtins__"]["__import__"]("os")
             .getpid()
         ),
         "allow_all_attrs",
@@ -287,7 +290,7 @@ def test_what_reaches_a_misconfigured_rpyc_server_is_refused_by_ours(
         error, message = refusal
         with pytest.raises(error, match=message):
             attempt(to_ours)  # ... the worker's server does not
-        to_ours().root.submit_job("not-the-key", b"")  # which still answers
+        to_ours().root.submit_jobs("not-the-key", b"")  # which still answers
     assert keyed_rpc_server.submitted == []
 
 
@@ -303,7 +306,7 @@ def test_rpyc_refuses_to_pickle(keyed_rpc_server, rpc, attempt):
     keyed_rpc_server.submitted.clear()
     with pytest.raises(ValueError, match="pickling is disabled"):
         attempt(rpc)
-    rpc.root.submit_job("not-the-key", b"")  # the connection still answers
+    rpc.root.submit_jobs("not-the-key", b"")  # the connection still answers
     assert keyed_rpc_server.submitted == []
 
 
@@ -362,13 +365,13 @@ def _key(kind: str, cluster) -> object:
         "spy",
     ],
 )
-def test_submit_job_without_the_key_runs_nothing(cluster, keyed_rpc_server, rpc, kind):
+def test_submit_jobs_without_the_key_runs_nothing(cluster, keyed_rpc_server, rpc, kind):
     """Behind an authenticated connection the key is checked again on every call: a
     connection outlives a re-join, which changes the key."""
     keyed_rpc_server.submitted.clear()
     Spy.calls.clear()
-    job = JobAssignment(7, 1, 0, "grayscale", {}).encode()
-    assert rpc.root.submit_job(_key(kind, cluster), job) == "refused"
+    batch = JobBatch((JobAssignment(7, 1, 0, "grayscale", {}),)).encode()
+    assert rpc.root.submit_jobs(_key(kind, cluster), batch) == ("refused",)
     assert Spy.calls == []
     assert keyed_rpc_server.submitted == []
 
@@ -377,13 +380,13 @@ def test_a_remote_error_carries_no_traceback_or_version(rpc):
     """Regression test: rpyc sent any caller the worker's full traceback (file paths, code)
     and its rpyc version with each error."""
     with pytest.raises(TypeError) as raised:
-        rpc.root.submit_job("only-a-key")
+        rpc.root.submit_jobs("only-a-key")
     assert "missing 1 required positional argument" in str(raised.value)  # the message stays
     remote_tb = raised.value._remote_tb
     assert "Traceback" not in remote_tb
     assert ".py" not in remote_tb
     assert raised.value._remote_version == "<version denied>"
-    assert rpc.root.submit_job("not-the-key", b"") == "refused"  # the connection still works
+    assert rpc.root.submit_jobs("not-the-key", b"") == ("refused",)  # the connection still works
 
 
 def test_the_real_worker_is_still_alive_after_the_attacks(cluster):

@@ -1,0 +1,178 @@
+"""Workers' batch requests: several jobs' originals in one answer, their results in one request.
+
+Images travel as length-prefixed frames (`protocol.image_frames`). Only a worker token may
+call these, and it reaches only the images of jobs running on that worker now: any other
+image answers `not_assigned`, decided from the worker's own jobs before anything else is
+looked up, so the answer tells nothing of which workloads or images exist. A batch's
+results are checked like uploads, then completed in one transaction, each only if its job
+still runs on that worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask_jwt_extended import jwt_required
+
+from api.db import get_db
+from api.errors import bad_request, forbidden
+from api.images import image_store
+from api.inputs import RequestFields, json_body, parse_id
+from api.tokens import Principal, current_principal
+from datastore import jobs, transaction
+from datastore.jobs import HeldImage
+from imagestore import ImageMissing, ImageName, StagedImage
+from imaging import ImageInfo, ImageRejected, ImageTooComplex, ImageTooLarge, inspect_image
+from protocol.image_frames import CONTENT_TYPE, FrameError, frame_head, read_frames
+
+bp = Blueprint("job_images", __name__)
+
+STREAM_CHUNK_BYTES = 1024 * 1024
+NOT_ASSIGNED = "the image is not part of a job assigned to you"
+REFUSALS = {ImageTooLarge: "image_too_large", ImageTooComplex: "image_too_complex"}
+
+ImageKey = tuple[int, int]  # (workload id, image number)
+
+
+def _require_worker() -> Principal:
+    principal = current_principal()
+    if not principal.is_worker:
+        raise forbidden("only workers fetch originals and deliver results in batches")
+    return principal
+
+
+def _key(fields: dict) -> ImageKey:
+    """An image's (workload id, number) from a JSON object, each an id as anywhere else."""
+    entry = RequestFields({}, fields)
+    return parse_id(entry, "workload_id"), parse_id(entry, "image_id")
+
+
+def _requested_images() -> list[ImageKey]:
+    body = json_body()
+    images = body.get("images") if isinstance(body, dict) else None
+    if not isinstance(images, list) or not images:
+        raise bad_request(
+            'send {"images": [{"workload_id": …, "image_id": …}, …]} as JSON', "invalid_field"
+        )
+    if not all(isinstance(entry, dict) for entry in images):
+        raise bad_request("each image is an object with workload_id and image_id", "invalid_field")
+    keys = [_key(entry) for entry in images]
+    if len(set(keys)) < len(keys):
+        raise bad_request("an image is named twice", "invalid_field")
+    return keys
+
+
+def _open(image: HeldImage) -> tuple[BinaryIO, int] | None:
+    """The original's file, open, and its size; None when the store has lost it."""
+    name = ImageName(image.number, "original", ImageInfo(image.format, 0, 0).extension)
+    try:
+        stored = image_store().open(image.dir_name, name)
+    except ImageMissing:
+        return None
+    file = stored.open("rb") if isinstance(stored, Path) else stored
+    size = file.seek(0, os.SEEK_END)
+    file.seek(0)
+    return file, size
+
+
+def _stream(pieces: list[bytes | BinaryIO]) -> Iterator[bytes]:
+    """Frame heads as they are, files in chunks (no image is held whole in memory here)."""
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            yield piece
+        else:
+            while chunk := piece.read(STREAM_CHUNK_BYTES):
+                yield chunk
+
+
+@bp.post("/jobs/originals")
+@jwt_required()
+def download_originals() -> Response:
+    """The originals of the named images, each in a frame saying `ok` or why not."""
+    principal = _require_worker()
+    keys = _requested_images()
+    held = jobs.images_held_by(get_db(), principal.id)
+    files: list[BinaryIO] = []
+    pieces: list[bytes | BinaryIO] = []
+    length = 0
+    for workload_id, number in keys:
+        header = {"workload_id": workload_id, "image_id": number}
+        image = held.get((workload_id, number))
+        opened = _open(image) if image is not None else None
+        if opened is None:
+            status = "not_assigned" if image is None else "missing"
+            head = frame_head({**header, "status": status}, 0)
+            pieces.append(head)
+            length += len(head)
+            continue
+        file, size = opened
+        files.append(file)
+        head = frame_head({**header, "status": "ok"}, size)
+        pieces += [head, file]
+        length += len(head) + size
+
+    def close_files() -> None:
+        for file in files:
+            file.close()
+
+    response = Response(_stream(pieces), mimetype=CONTENT_TYPE)
+    response.content_length = length
+    response.call_on_close(close_files)
+    return response
+
+
+def _refusal(error: ImageRejected) -> str:
+    return REFUSALS.get(type(error), "not_an_image")
+
+
+@bp.post("/jobs/results")
+@jwt_required()
+def upload_results():
+    """Store each result of a job that runs on this worker, all in one transaction; answer
+    per image `stored`, `not_assigned`, or why the check refused it."""
+    principal = _require_worker()
+    if request.mimetype != CONTENT_TYPE:
+        raise bad_request(f"send the results as {CONTENT_TYPE} frames", "invalid_field")
+    config = current_app.config["DPIP"]
+    held = jobs.images_held_by(get_db(), principal.id)
+    answers: dict[ImageKey, tuple[str, str]] = {}
+    staged: list[tuple[HeldImage, StagedImage]] = []
+    with contextlib.ExitStack() as stack:  # staged files not committed are removed at its end
+        try:
+            for header, data in read_frames(request.stream.read, config.max_upload_bytes):
+                key = _key(header)
+                if key in answers:
+                    raise bad_request("an image is named twice", "invalid_field")
+                image = held.get(key)
+                if image is None:
+                    answers[key] = ("not_assigned", NOT_ASSIGNED)
+                    continue
+                try:
+                    inspect_image(data, config.max_image_pixels, config.image_cost_limits)
+                except ImageRejected as e:
+                    answers[key] = (_refusal(e), str(e))
+                    continue
+                put = image_store().put(image.dir_name, io.BytesIO(data))
+                staged.append((image, stack.enter_context(put)))
+                answers[key] = ("stored", "")
+        except FrameError as e:
+            raise bad_request(str(e), "invalid_frames") from e
+        with transaction(get_db()) as db:
+            for image, staged_image in staged:
+                if jobs.complete_job(db, image.workload_id, image.number, principal.id):
+                    extension = ImageInfo(image.format, 0, 0).extension
+                    staged_image.commit(ImageName(image.number, "filtered", extension))
+                else:  # taken from it since the request began
+                    answers[(image.workload_id, image.number)] = ("not_assigned", NOT_ASSIGNED)
+    return jsonify(
+        results=[
+            {"workload_id": w, "image_id": n, "status": status, "message": message}
+            for (w, n), (status, message) in answers.items()
+        ]
+    )

@@ -2,11 +2,14 @@
 
 Runs against a live system (--url, --user, --password) or one it starts itself (--spawn:
 `dpip up` in a temp dir on free ports, stopped at the end). The images are generated before
-the clock starts; throughput is filtered images / (last result available - first upload
-started); the latency of an image is (first seen in the workload's `filtered_images`) -
-(its upload answered 201). Every result is then downloaded and compared with Pillow's own.
-Exits 1 when an image is lost, wrong, duplicated or failed, a request failed, or the
-timeout hit; 2 when the system could not be set up. Uses only the HTTP API and the CLI.
+the clock starts, and uploaded one a request or (--batch N) N a request; throughput is
+filtered images / (last result available - first upload started); the latency of an image
+is (first seen in the workload's `filtered_images`) - (its upload answered 201). Every
+result is then downloaded and compared with Pillow's own; with --archive, each workload's
+results are also fetched as one zip, and every entry and the manifest checked.
+Exits 1 when an image is lost, wrong, duplicated or failed, an archive is wrong, a request
+failed, or the timeout hit; 2 when the system could not be set up. Uses only the HTTP API
+and the CLI.
 """
 
 from __future__ import annotations
@@ -22,12 +25,17 @@ from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Any
 
+from stress.archive import check_archives
+from stress.batches import BATCH_ENCODINGS, MAX_BATCH
 from stress.client import Client, create_workloads, wait_for_workers
 from stress.errors import RequestFailed, SetupFailed
 from stress.images import FORMATS, generate_images
+from stress.profile import profiled, py_spy_command
 from stress.report import build_report, cpu_per_image, print_report
 from stress.run import StressRun, count_wrong, median_get_ms
-from stress.system import System, api_rss_mb, cpu_seconds, system_under_test
+from stress.system import System, api_rss_mb, cpu_seconds, system_under_test, watch_api_rss
+
+RSS_SAMPLE_S = 0.25  # the API's memory over the whole run, for its peak
 
 
 def stress(
@@ -42,25 +50,37 @@ def stress(
         workloads = create_workloads(client, args)
     except RequestFailed as e:
         raise SetupFailed(f"could not prepare the run: {e}") from e
-    run = StressRun(client, images, workloads, args.format, args.upload_as, deadline, args.quiet)
-    rss_before = api_rss_mb(system)
-    cpu_before = cpu_seconds(system)
-    finished = run.run_sequential() if args.sequential else run.run_concurrent(args.uploaders)
-    cpu_after = cpu_seconds(system)
-    get_ms = median_get_ms(run)
-    rss_after = api_rss_mb(system)
-    wrong = count_wrong(run, pool, args.radius, args.uploaders) if finished else 0
+    run = StressRun(
+        client, images, workloads, args.format, args.upload_as, deadline, args.quiet, args.batch
+    )
+    with watch_api_rss(system, RSS_SAMPLE_S) as rss:
+        cpu_before = cpu_seconds(system)
+        with profiled(system, args.profile):
+            finished = (
+                run.run_sequential() if args.sequential else run.run_concurrent(args.uploaders)
+            )
+        cpu_after = cpu_seconds(system)
+        get_ms = median_get_ms(run)
+        rss_after = api_rss_mb(system)
+        wrong = count_wrong(run, pool, args.radius, args.uploaders) if finished else 0
+        archive = (
+            check_archives(run, system, pool, args.radius) if args.archive and finished else {}
+        )
     report = build_report(args, run, finished)
     report.update(
         wrong=wrong,
-        errors=dict(run.observed.errors),
-        api_rss_before_mb=rss_before,
+        api_rss_before_mb=rss.first_mb,
         api_rss_after_mb=rss_after,
+        api_rss_max_mb=rss.peak_mb,
         workload_get_ms=get_ms,
         cpu_ms_per_image=cpu_per_image(cpu_before, cpu_after, report["filtered"]),
+        **archive,
+        errors=dict(run.observed.errors),
     )
     report["ok"] = finished and not (
-        report["errors"] or any(report[name] for name in ("lost", "wrong", "duplicated", "failed"))
+        report["errors"]
+        or any(report[name] for name in ("lost", "wrong", "duplicated", "failed"))
+        or (args.archive and (report["archive_wrong"] or report["archive_problems"]))
     )
     return report
 
@@ -79,6 +99,13 @@ def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def batch_size(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= MAX_BATCH:
+        raise argparse.ArgumentTypeError(f"must be 0 to {MAX_BATCH}: {text!r}")
     return value
 
 
@@ -131,10 +158,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--timeout", type=float, default=900, help="overall limit in seconds (default: 900)"
     )
     parser.add_argument(
+        "--batch",
+        type=batch_size,
+        default=0,
+        metavar="N",
+        help=f"upload N images a request through POST /workloads/{{id}}/images (1 to "
+        f"{MAX_BATCH}; default 0: one request per image, POST /images)",
+    )
+    parser.add_argument(
         "--upload-as",
-        choices=("body", "form"),
-        default="body",
-        help="send each image as the request body (default) or as a multipart form",
+        choices=("body", *BATCH_ENCODINGS),
+        help="one image a request: as the request body (default) or a multipart form; "
+        "--batch: a multipart form with one part per image (default), a zip or a tar",
+    )
+    parser.add_argument(
+        "--archive",
+        action="store_true",
+        help="after the run, download each workload's results as one zip "
+        "(GET /workloads/{id}/archive), check every entry and the manifest, and report its "
+        "MB/s and the API's memory while it streams",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the report here")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -144,11 +186,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="upload one image at a time and wait for its result before the next: "
         "the idle latency (long-polls the workload instead of polling it)",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="--spawn: record each process of each part with py-spy during the timed part, "
+        "one flame graph each in DIR (pip install py-spy)",
+    )
     args = parser.parse_args(argv)
+    if args.profile and not (args.spawn and py_spy_command()):
+        parser.error("--profile needs --spawn and py-spy (pip install py-spy)")
     if args.url and not args.password:
         parser.error("--url needs --password")
     if args.filter == "both" and args.workloads < 2:
         parser.error("--filter both needs --workloads 2 or more")
+    if args.batch and args.sequential:
+        parser.error("--sequential uploads one image at a time: no --batch")
+    if args.upload_as is None:
+        args.upload_as = "form" if args.batch else "body"
+    elif args.upload_as not in (BATCH_ENCODINGS if args.batch else ("body", "form")):
+        unit = "a batch" if args.batch else "one image a request (add --batch N)"
+        parser.error(f"--upload-as {args.upload_as} is not a way to send {unit}")
     return args
 
 

@@ -3,8 +3,10 @@
 For each case: (1) the raw limit, decode -> filter -> encode of every image in a
 multiprocessing Pool with one process per core, reading from and writing to disk (only the
 pool run is timed); (2) DPIP end to end, `stress_test.py --spawn` with the same image
-parameters (it generates the same images: the generator is shared). Prints one CASE line per
-case, then INFO and TARGET lines; the targets are information, never asserted.
+parameters (it generates the same images: the generator is shared), one request per image
+or in batches, and for some cases the archive of the results; (3) with `--peer dask`, Dask
+distributed on the same images (bench/dask_peer.py). Prints one CASE line per case, then
+INFO, CPU, ARCHIVE, PEER and TARGET lines; the targets are information, never asserted.
 """
 
 from __future__ import annotations
@@ -18,114 +20,30 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the stress test is an outside tool too: reuse its generator
 
-from stress.images import FORMATS, encode, generate_images, reference_filter  # noqa: E402
+from bench.cases import CASES, Case, lead_verdict, target_verdict  # noqa: E402
+from bench.dask_peer import PeerRun, dask_missing, run_dask  # noqa: E402
+from stress.images import FORMATS, filter_image_bytes, generate_images  # noqa: E402
 from stress_test import parse_size  # noqa: E402
 
 CASE_TIMEOUT_S = 600  # stress_test's own --timeout for one case
 STOP_GRACE_S = 60  # for stress_test to stop the system it started
 
 
-@dataclass(frozen=True)
-class Target:
-    """A figure the system should reach, shown next to the result."""
-
-    description: str
-    met: Callable[[dict[str, Any]], bool]
-
-
-@dataclass(frozen=True)
-class Case:
-    """One benchmark: which images, how many, and what DPIP should reach on them."""
-
-    name: str
-    images: int
-    quick_images: int
-    size: str
-    image_format: str  # a stress_test.py --format
-    filter_name: str
-    targets: tuple[Target, ...]
-    radius: float = 2.0
-    sequential: bool = False
-
-
-CASES = (
-    Case(
-        "1080p_jpeg_grayscale",
-        200,
-        12,
-        "1920x1080",
-        "jpeg",
-        "grayscale",
-        (Target("ratio >= 0.65", lambda r: r["ratio"] >= 0.65),),
-    ),
-    Case(
-        "1080p_jpeg_blur",
-        200,
-        12,
-        "1920x1080",
-        "jpeg",
-        "blur",
-        (Target("ratio >= 0.85", lambda r: r["ratio"] >= 0.85),),
-    ),
-    Case(
-        "64px_png_grayscale",
-        3000,
-        300,
-        "64x64",
-        "png",
-        "grayscale",
-        (Target("dpip_ips >= 400", lambda r: r["dpip_ips"] >= 400),),
-    ),
-    Case(
-        "idle_latency",
-        50,
-        10,
-        "64x64",
-        "png",
-        "grayscale",
-        (Target("p50_ms <= 15", lambda r: r["p50_ms"] <= 15),),
-        sequential=True,
-    ),
-    Case(
-        "10k_workload",
-        10000,
-        1000,
-        "64x64",
-        "png",
-        "grayscale",
-        (
-            Target("api_rss_after_mb < 200", lambda r: r["api_rss_after_mb"] < 200),
-            Target("workload_get_ms <= 5", lambda r: r["workload_get_ms"] <= 5),
-        ),
-    ),
-)
-
-
 def filter_file(task: tuple[str, str, str, float]) -> None:
     """Decode, filter and encode one image from disk to disk, as a worker does in memory."""
     source, target, filter_name, radius = task
-    with Image.open(source) as image:
-        image_format = image.format
-        result = reference_filter(image, filter_name, radius)
-    Path(target).write_bytes(encode(result, image_format))
+    Path(target).write_bytes(filter_image_bytes(Path(source).read_bytes(), filter_name, radius))
 
 
-def raw_images_per_s(case: Case, count: int, pool: Pool, cores: int) -> float:
-    """Generate the case's images to disk, then time filtering them all in the pool."""
-    size = parse_size(case.size)
-    image_format = FORMATS[case.image_format][0]
-    images = generate_images(pool, count, size, image_format)
+def raw_images_per_s(case: Case, images: list[bytes], pool: Pool, cores: int) -> float:
+    """Write the case's images to disk, then time filtering them all in the pool."""
     with tempfile.TemporaryDirectory(prefix="dpip-bench-raw-") as root:
         tasks = []
         for index, data in enumerate(images):
@@ -134,8 +52,8 @@ def raw_images_per_s(case: Case, count: int, pool: Pool, cores: int) -> float:
             target = Path(root, f"{index}.filtered.{case.image_format}")
             tasks.append((str(source), str(target), case.filter_name, case.radius))
         started = time.perf_counter()
-        pool.map(filter_file, tasks, chunksize=max(1, count // (16 * cores)))
-        return count / (time.perf_counter() - started)
+        pool.map(filter_file, tasks, chunksize=max(1, len(images) // (16 * cores)))
+        return len(images) / (time.perf_counter() - started)
 
 
 def stress_test_argv(
@@ -148,6 +66,10 @@ def stress_test_argv(
         *("--filter", case.filter_name, "--radius", str(case.radius)),
         *("--quiet", "--timeout", str(CASE_TIMEOUT_S), "--json", str(json_path)),
     ]
+    if case.batch:
+        argv += ["--batch", str(case.batch)]
+    if case.archive:
+        argv.append("--archive")
     return [*argv, "--sequential"] if case.sequential else argv
 
 
@@ -179,25 +101,58 @@ def dpip_report(
         return code, json.loads(json_path.read_text()) if json_path.exists() else None
 
 
-def target_verdict(target: Target, result: dict[str, Any], run_ok: bool) -> str:
-    """`yes` only for a run whose every image came back right (a failed or timed-out run's
-    figures say nothing); `n/a` when a figure is missing."""
-    if not run_ok:
-        return "no"
-    try:
-        return "yes" if target.met(result) else "no"
-    except TypeError:  # a figure is missing (None)
-        return "n/a"
-
-
 def figure(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
-def run_case(case: Case, count: int, workers: int, concurrency: int, pool: Pool) -> None:
-    """Measure one case both ways and print its CASE, INFO and TARGET lines."""
+def peer_line(name: str, peer: PeerRun, raw_ips: float, dpip_ratio: float | None, ok: bool) -> str:
+    peer_ratio = peer.images_per_s / raw_ips
+    return (
+        f"PEER name={name} peer=dask images={peer.images} peer_ips={peer.images_per_s:.2f} "
+        f"peer_ratio={peer_ratio:.2f} dpip_ratio={figure(dpip_ratio)} "
+        f"verified={'yes' if peer.verified else 'no'} "
+        f"ahead={lead_verdict(dpip_ratio, ok, peer_ratio, peer.verified)}"
+    )
+
+
+def print_details(name: str, report: dict[str, Any]) -> None:
+    """The INFO line, and the CPU and ARCHIVE lines when the report has their figures."""
+    print(
+        f"INFO name={name} ok={'yes' if report['ok'] else 'no'} batch={report['batch']} "
+        f"upload_ips={figure(report['upload_images_per_s'])} p99_ms={figure(report['p99_ms'])} "
+        f"api_rss_before_mb={figure(report['api_rss_before_mb'])} "
+        f"api_rss_after_mb={figure(report['api_rss_after_mb'])} "
+        f"api_rss_max_mb={figure(report['api_rss_max_mb'])} "
+        f"workload_get_ms={figure(report['workload_get_ms'])}"
+    )
+    cpu = report.get("cpu_ms_per_image")
+    if cpu:
+        print(
+            f"CPU name={name} ms_per_image api={cpu['api']:.2f} "
+            f"controller={cpu['controller']:.2f} workers={cpu['workers']:.2f} "
+            f"client={cpu['client']:.2f} total={cpu['total']:.2f} bound_ips={cpu['bound_ips']}"
+        )
+    if "archive_mb" in report:
+        problems = sum(report["archive_problems"].values())
+        print(
+            f"ARCHIVE name={name} mb={report['archive_mb']:.2f} "
+            f"mb_per_s={figure(report['archive_mb_per_s'])} entries={report['archive_entries']} "
+            f"wrong={report['archive_wrong']} problems={problems} "
+            f"api_rss_start_mb={figure(report['api_rss_archive_start_mb'])} "
+            f"api_rss_peak_mb={figure(report['api_rss_archive_peak_mb'])} "
+            f"growth_mb={figure(report['archive_rss_growth_mb'])}"
+        )
+
+
+def run_case(
+    case: Case, count: int, workers: int, concurrency: int, pool: Pool, peer: str | None
+) -> None:
+    """Measure one case: the raw limit, DPIP and (for a throughput case) the peer, on the
+    same images; print its CASE, INFO, CPU, ARCHIVE, PEER and TARGET lines."""
     cores = os.cpu_count() or 1
-    raw_ips = raw_images_per_s(case, count, pool, cores)
+    image_format = FORMATS[case.image_format][0]
+    images = generate_images(pool, count, parse_size(case.size), image_format)
+    raw_ips = raw_images_per_s(case, images, pool, cores)
     code, report = dpip_report(case, count, workers, concurrency)
     if report is None:
         print(f"CASE name={case.name} images={count} raw_ips={raw_ips:.2f} dpip_ips=n/a")
@@ -209,21 +164,11 @@ def run_case(case: Case, count: int, workers: int, concurrency: int, pool: Pool)
         f"dpip_ips={figure(result['dpip_ips'])} ratio={figure(result['ratio'])} "
         f"p50_ms={figure(result['p50_ms'])} p95_ms={figure(result['p95_ms'])}"
     )
-    print(
-        f"INFO name={case.name} ok={'yes' if report['ok'] else 'no'} "
-        f"upload_ips={figure(report['upload_images_per_s'])} p99_ms={figure(report['p99_ms'])} "
-        f"api_rss_before_mb={figure(report['api_rss_before_mb'])} "
-        f"api_rss_after_mb={figure(report['api_rss_after_mb'])} "
-        f"workload_get_ms={figure(report['workload_get_ms'])}"
-    )
-    cpu = report.get("cpu_ms_per_image")
-    if cpu:
-        print(
-            f"CPU name={case.name} ms_per_image api={cpu['api']:.2f} "
-            f"controller={cpu['controller']:.2f} workers={cpu['workers']:.2f} "
-            f"client={cpu['client']:.2f} total={cpu['total']:.2f} bound_ips={cpu['bound_ips']}"
-        )
+    print_details(case.name, report)
     run_ok = code == 0 and report["ok"]
+    if peer and case.peer:
+        peer_run = run_dask(pool, images, case.filter_name, case.radius, image_format, cores)
+        print(peer_line(case.name, peer_run, raw_ips, result["ratio"], run_ok))
     for target in case.targets:
         met = target_verdict(target, result, run_ok)
         print(f'TARGET name={case.name} want="{target.description}" met={met}', flush=True)
@@ -240,7 +185,7 @@ def machine_line() -> str:
     return f'MACHINE nproc={os.cpu_count()} cpu="{model}" ram_gib={ram_gib:.1f}'
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -263,10 +208,17 @@ def parse_args() -> argparse.Namespace:
         type=int,
         help="slots per worker (default: CPU count / workers, so DPIP has the same cores)",
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--peer",
+        choices=("dask",),
+        help="also run Dask distributed on each throughput case's images (the peers extra)",
+    )
+    args = parser.parse_args(argv)
     unknown = set(args.cases) - set(names)
     if unknown:
         parser.error(f"unknown case(s): {', '.join(sorted(unknown))}")
+    if args.peer == "dask" and (missing := dask_missing()):
+        parser.error(missing)
     return args
 
 
@@ -280,12 +232,15 @@ def main() -> None:
     cores = os.cpu_count() or 1
     concurrency = args.worker_concurrency or max(1, cores // args.workers)
     print(machine_line())
-    print(f"CONFIG workers={args.workers} worker_concurrency={concurrency} quick={args.quick}")
+    print(
+        f"CONFIG workers={args.workers} worker_concurrency={concurrency} quick={args.quick} "
+        f"peer={args.peer or 'none'}"
+    )
     with multiprocessing.get_context("spawn").Pool(cores) as pool:
         for case in CASES:
             if case.name in args.cases:
                 count = case.quick_images if args.quick else case.images
-                run_case(case, count, args.workers, concurrency, pool)
+                run_case(case, count, args.workers, concurrency, pool, args.peer)
 
 
 if __name__ == "__main__":

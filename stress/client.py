@@ -7,13 +7,14 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import requests
 
 from stress.errors import RequestFailed, SetupFailed
 
 HTTP_TIMEOUT_S = 60.0
+DOWNLOAD_CHUNK_BYTES = 1 << 20
 
 
 class Client:
@@ -42,6 +43,18 @@ class Client:
         if response.status_code != expected:
             raise RequestFailed(f"HTTP {response.status_code}")
         return response
+
+    def download_to(self, path: str, sink: BinaryIO, **kwargs: Any) -> int:
+        """Stream a GET's body into `sink` as it arrives; return its size in bytes."""
+        size = 0
+        with self.call("GET", path, stream=True, **kwargs) as response:
+            try:
+                for chunk in response.iter_content(DOWNLOAD_CHUNK_BYTES):
+                    sink.write(chunk)
+                    size += len(chunk)
+            except requests.RequestException as e:
+                raise RequestFailed(type(e).__name__) from e
+        return size
 
     def login(self, user: str, password: str) -> None:
         self.token = self.call("POST", "/login", auth=(user, password)).json()["token"]

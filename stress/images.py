@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.pool import Pool
 
@@ -81,6 +82,15 @@ def reference_filter(image: Image.Image, filter_name: str, radius: float) -> Ima
     return image.filter(ImageFilter.GaussianBlur(radius))
 
 
+def filter_image_bytes(data: bytes, filter_name: str, radius: float) -> bytes:
+    """Decode, filter and encode one image as a worker does: the unit of work of the raw
+    limit and of the peers the benchmark compares DPIP with."""
+    with Image.open(io.BytesIO(data)) as image:
+        image_format = image.format
+        result = reference_filter(image, filter_name, radius)
+    return encode(result, image_format)
+
+
 @dataclass(frozen=True)
 class Check:
     """One downloaded result and what it should be the result of."""
@@ -112,3 +122,8 @@ def result_is_correct(check: Check) -> bool:
     except OSError:  # undecodable bytes are a wrong result, counted as such
         return False
     return int(difference.max()) <= tolerance
+
+
+def verdicts(pool: Pool, checks: list[Check]) -> Iterator[bool]:
+    """result_is_correct of each check, in order, computed in the pool."""
+    return pool.imap(result_is_correct, checks, chunksize=max(1, len(checks) // 64))

@@ -57,6 +57,21 @@ def _cpu_line(cpu: dict[str, float] | str) -> str:
     return f"{parts}: {cpu['total']} ms in all, at most {cpu['bound_ips']} images/s on these cores"
 
 
+def _archive_line(report: dict[str, Any]) -> str:
+    if not report["archive"]:
+        return ""
+    if "archive_mb" not in report:
+        return "archive     not fetched (the run did not finish)\n"
+    problems = ", ".join(f"{kind}: {n}" for kind, n in report["archive_problems"].items())
+    return (
+        f"archive     {report['archive_mb']} MB in {report['archive_s']} s "
+        f"({report['archive_mb_per_s']} MB/s), {report['archive_entries']} entries, "
+        f"wrong {report['archive_wrong']}, problems {problems or 'none'}; API RSS "
+        f"{report['api_rss_archive_start_mb']} MB at its start, "
+        f"{report['api_rss_archive_peak_mb']} MB at most while it streamed\n"
+    )
+
+
 def build_report(args: argparse.Namespace, run: StressRun, finished: bool) -> dict[str, Any]:
     observed = run.observed
     latencies = [
@@ -75,6 +90,9 @@ def build_report(args: argparse.Namespace, run: StressRun, finished: bool) -> di
         "format": args.format,
         "uploaders": 1 if args.sequential else args.uploaders,
         "sequential": args.sequential,
+        "batch": args.batch,
+        "upload_as": args.upload_as,
+        "archive": args.archive,
         "workers": args.workers if args.spawn else None,
         "worker_concurrency": args.worker_concurrency if args.spawn else None,
         "uploaded": len(observed.accepted),
@@ -95,18 +113,22 @@ def build_report(args: argparse.Namespace, run: StressRun, finished: bool) -> di
 def print_report(report: dict[str, Any]) -> None:
     report = {name: "n/a" if value is None else value for name, value in report.items()}
     errors = ", ".join(f"{kind}: {n}" for kind, n in sorted(report["errors"].items())) or "none"
+    batches = f", batches of {report['batch']} as {report['upload_as']}" if report["batch"] else ""
     print(
         f"DPIP stress test: {report['images']} {report['size']} {report['format']} images, "
         f"filter {report['filter']}, {report['workloads']} workload(s), "
-        f"{report['uploaders']} uploader(s){', sequential' if report['sequential'] else ''}\n"
+        f"{report['uploaders']} uploader(s){', sequential' if report['sequential'] else ''}"
+        f"{batches}\n"
         f"throughput  {report['images_per_s']} images/s "
         f"({report['filtered']} filtered in {report['wall_s']} s; "
         f"uploads alone {report['upload_images_per_s']} images/s)\n"
         f"latency     p50 {report['p50_ms']} ms, p95 {report['p95_ms']} ms, "
         f"p99 {report['p99_ms']} ms\n"
         f"API         GET /workloads/{{id}} {report['workload_get_ms']} ms (median), "
-        f"RSS {report['api_rss_before_mb']} MB before, {report['api_rss_after_mb']} MB after\n"
+        f"RSS {report['api_rss_before_mb']} MB before, {report['api_rss_after_mb']} MB after, "
+        f"{report['api_rss_max_mb']} MB at most\n"
         f"CPU/image   {_cpu_line(report['cpu_ms_per_image'])}\n"
+        f"{_archive_line(report)}"
         f"errors      {errors}\n"
         f"images      lost {report['lost']}, wrong {report['wrong']}, "
         f"duplicated {report['duplicated']}, failed {report['failed']}\n"

@@ -14,9 +14,10 @@ from typing import Any
 
 from tqdm import tqdm
 
+from stress.batches import batch_request, deal_batches
 from stress.client import Client, Workload
 from stress.errors import RequestFailed
-from stress.images import FORMATS, Check, result_is_correct
+from stress.images import FORMATS, Check, verdicts
 
 # The client follows each workload with long polls (GET /workloads/{id}?wait=&seen=): the
 # API answers as soon as more images finished, so an image's latency ends when its result is
@@ -67,6 +68,10 @@ class Observations:
                 self.available.setdefault((workload_id, number), seen_at)
             self.failed.update((workload_id, item["image_id"]) for item in body["failed_images"])
 
+    def uploaded(self) -> int:
+        with self.lock:
+            return len(self.accepted)
+
     def finished(self) -> int:
         with self.lock:
             return len(self.available) + len(self.failed)
@@ -84,14 +89,21 @@ class StressRun:
     images: list[bytes]
     workloads: list[Workload]
     format_name: str  # a key of FORMATS
-    upload_as: str  # "body" or "form"
+    upload_as: str  # "body" or "form" one image a request; "form", "zip" or "tar" a batch
     deadline: float
     quiet: bool
+    batch: int = 0  # images a request through the batch endpoint; 0: one request per image
     observed: Observations = field(default_factory=Observations)
     finished_seen: dict[int, int] = field(default_factory=dict)  # workload → last done+failed
 
     def workload_of(self, index: int) -> Workload:
         return self.workloads[index % len(self.workloads)]
+
+    def filename(self, index: int) -> str | None:
+        """The filename image `index` is sent under; None when sent as a bare body."""
+        if self.batch == 0 and self.upload_as == "body":
+            return None
+        return f"photo-{index}.{self.format_name}"
 
     def upload(self, index: int) -> Key | None:
         """Upload image `index` and record when it was accepted; None when it failed."""
@@ -100,7 +112,7 @@ class StressRun:
         if self.upload_as == "body":
             request = {"data": data, "headers": {"Content-Type": mime_type}}
         else:
-            request = {"files": {"data": (f"{index}.{self.format_name}", data, mime_type)}}
+            request = {"files": {"data": (self.filename(index), data, mime_type)}}
         started = time.perf_counter()
         try:
             response = self.client.call(
@@ -112,6 +124,30 @@ class StressRun:
         key = (workload.workload_id, response.json()["image_id"])
         self.observed.record_upload(index, started, time.perf_counter(), key)
         return key
+
+    def upload_batch(self, indices: list[int]) -> None:
+        """Upload images `indices` (all of one workload) in one request, and record when
+        they were accepted; an answer that does not list them in order counts as an error."""
+        workload = self.workload_of(indices[0])
+        sent = [(self.filename(index), self.images[index]) for index in indices]
+        request = batch_request(sent, FORMATS[self.format_name][1], self.upload_as)
+        started = time.perf_counter()
+        try:
+            response = self.client.call(
+                "POST", f"/workloads/{workload.workload_id}/images", 201, **request
+            )
+        except RequestFailed as e:
+            self.observed.record_error(f"batch upload {e}")
+            return
+        accepted = time.perf_counter()
+        answered = response.json()["images"]
+        if [item["filename"] for item in answered] != [filename for filename, _ in sent]:
+            self.observed.record_error("batch upload answered other images")
+            return
+        for index, item in zip(indices, answered, strict=True):
+            self.observed.record_upload(
+                index, started, accepted, (workload.workload_id, item["image_id"])
+            )
 
     def poll(self, workload: Workload, **params: float) -> dict[str, Any] | None:
         """Read a workload and record the results that appeared; None when the read failed.
@@ -145,7 +181,11 @@ class StressRun:
             tqdm(total=total, desc=desc, disable=self.quiet) for desc in ("uploaded", "filtered")
         ]
         with ThreadPoolExecutor(uploaders) as pool:
-            futures = [pool.submit(self._upload_in_time, index) for index in range(total)]
+            if self.batch:
+                batches = deal_batches(total, len(self.workloads), self.batch)
+                futures = [pool.submit(self._upload_batch_in_time, batch) for batch in batches]
+            else:
+                futures = [pool.submit(self._upload_in_time, index) for index in range(total)]
             try:
                 return self._wait_for_results(futures, *bars)
             finally:
@@ -157,12 +197,16 @@ class StressRun:
         if time.perf_counter() < self.deadline:
             self.upload(index)
 
+    def _upload_batch_in_time(self, indices: list[int]) -> None:
+        if time.perf_counter() < self.deadline:
+            self.upload_batch(indices)
+
     def _wait_for_results(self, futures: list[Future], upload_bar: tqdm, done_bar: tqdm) -> bool:
         """Follow every workload on its own thread until all settle; False when time ran out."""
         with ThreadPoolExecutor(len(self.workloads)) as pool:
             follows = [pool.submit(self._follow, workload, futures) for workload in self.workloads]
             while wait_for_any(follows, timeout=BAR_REFRESH_S).not_done:
-                upload_bar.update(sum(future.done() for future in futures) - upload_bar.n)
+                upload_bar.update(self.observed.uploaded() - upload_bar.n)
                 done_bar.update(min(done_bar.total, self.observed.finished()) - done_bar.n)
             upload_bar.update(upload_bar.total - upload_bar.n)
             done_bar.update(min(done_bar.total, self.observed.finished()) - done_bar.n)
@@ -231,8 +275,9 @@ def count_wrong(run: StressRun, pool: Pool, radius: float, downloaders: int) -> 
         for key, data in zip(keys, downloads, strict=True)
         if data is not None
     ]
-    verdicts = pool.imap(result_is_correct, checks, chunksize=max(1, len(checks) // 64))
-    correct = sum(tqdm(verdicts, total=len(checks), desc="verified", disable=run.quiet))
+    correct = sum(
+        tqdm(verdicts(pool, checks), total=len(checks), desc="verified", disable=run.quiet)
+    )
     return len(keys) - correct
 
 

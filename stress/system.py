@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -134,7 +134,7 @@ def _part(cmdline: list[str]) -> str:
     return "workers"
 
 
-def _processes_by_part(system: System) -> list[tuple[str, list[psutil.Process]]]:
+def processes_by_part(system: System) -> list[tuple[str, list[psutil.Process]]]:
     """Each child of `dpip up` with its own children (the API's server processes, the
     workers' pools), named by the part it runs; empty for a system this run did not start."""
     if system.supervisor is None:
@@ -151,10 +151,54 @@ def api_rss_mb(system: System) -> float | None:
     """Resident memory of a spawned system's API: `dpip api` and its server processes,
     summed (pages they share count once per process)."""
     with suppress(psutil.Error):  # a process that just exited: no figure this time
-        for part, processes in _processes_by_part(system):
+        for part, processes in processes_by_part(system):
             if part == "api":
                 return round(sum(p.memory_info().rss for p in processes) / 2**20, 1)
     return None
+
+
+@dataclass
+class RssSamples:
+    """The API's resident memory, in MB, sampled over a stretch of the run."""
+
+    samples: list[float] = field(default_factory=list)
+
+    @property
+    def first_mb(self) -> float | None:
+        return self.samples[0] if self.samples else None
+
+    @property
+    def peak_mb(self) -> float | None:
+        return max(self.samples) if self.samples else None
+
+
+@contextmanager
+def watch_api_rss(system: System, interval_s: float) -> Iterator[RssSamples]:
+    """Sample the API's RSS every `interval_s` on a thread while the block runs, and once
+    before and after it; no samples for a system this run did not start."""
+    watched = RssSamples()
+    if system.supervisor is None:
+        yield watched
+        return
+    stop = threading.Event()
+
+    def sample() -> None:
+        if (rss := api_rss_mb(system)) is not None:
+            watched.samples.append(rss)
+
+    def sample_until_stopped() -> None:
+        while not stop.wait(interval_s):
+            sample()
+
+    sample()
+    sampler = threading.Thread(target=sample_until_stopped, daemon=True)
+    sampler.start()
+    try:
+        yield watched
+    finally:
+        stop.set()
+        sampler.join()
+        sample()
 
 
 def cpu_seconds(system: System) -> dict[str, float] | None:
@@ -163,7 +207,7 @@ def cpu_seconds(system: System) -> dict[str, float] | None:
     if system.supervisor is None:
         return None
     totals = {"api": 0.0, "controller": 0.0, "workers": 0.0}
-    for part, processes in _processes_by_part(system):
+    for part, processes in processes_by_part(system):
         for process in processes:
             with suppress(psutil.Error):  # a pool process that just exited
                 times = process.cpu_times()

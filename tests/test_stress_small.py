@@ -68,3 +68,30 @@ def test_sequential_run_waits_on_each_image_with_long_polls(tmp_path):
     assert report["errors"] == {}
     # Each latency ends inside the run: one image at a time, each seen before the next.
     assert 0 < report["p50_ms"] <= report["p99_ms"] <= report["wall_s"] * 1000
+
+
+@pytest.mark.parametrize(
+    ("image_format", "upload_as"), [("png", "form"), ("jpeg", "zip"), ("png", "tar")]
+)
+def test_batch_run_then_archive_checks_every_entry_and_the_manifest(
+    tmp_path, image_format, upload_as
+):
+    report_path = tmp_path / "report.json"
+    result = run_stress_test(
+        *("--spawn", "--workers", "2", "--images", str(IMAGES), "--size", "96x64"),
+        *("--filter", "both", "--format", image_format, "--workloads", "2"),
+        *("--batch", "4", "--upload-as", upload_as, "--archive"),
+        *("--quiet", "--timeout", str(RUN_TIMEOUT_S - 30), "--json", str(report_path)),
+    )
+    assert result.returncode == 0, result.stdout
+    report = json.loads(report_path.read_text())
+    assert (report["batch"], report["upload_as"]) == (4, upload_as)
+    assert report["uploaded"] == report["filtered"] == IMAGES
+    assert (report["lost"], report["wrong"], report["duplicated"], report["failed"]) == (0, 0, 0, 0)
+    assert report["errors"] == {}
+    # Both workloads' archives came back whole: every result right, the manifests complete.
+    assert (report["archive_entries"], report["archive_wrong"]) == (IMAGES, 0)
+    assert report["archive_problems"] == {}
+    assert report["archive_mb"] > 0 and report["archive_mb_per_s"] > 0
+    assert report["api_rss_archive_start_mb"] <= report["api_rss_archive_peak_mb"]
+    assert report["api_rss_before_mb"] <= report["api_rss_max_mb"]

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
 from gunicorn.http.errors import LimitRequestHeaders
 from gunicorn.http.unreader import SocketUnreader
 
-from foundation import defaults
 from foundation.errors import DPIPError
+from foundation.settings import setting
 
 HEAD_READ_BYTES = 65536  # one non-blocking read in the poller
 # A head ends at its first empty line; a bare LF is refused by gunicorn's parser, so it ends
@@ -40,11 +39,11 @@ class ClientTooSlow(DPIPError, TimeoutError):
 class ClientLimits:
     """How long and how slowly a client may send a request, and how many may be connected."""
 
-    head_timeout_s: float = defaults.API_HEAD_TIMEOUT_S
-    idle_timeout_s: float = defaults.API_IDLE_TIMEOUT_S
-    body_min_bytes_per_s: int = defaults.API_BODY_MIN_BYTES_PER_S
-    max_head_bytes: int = defaults.API_MAX_HEAD_BYTES
-    max_connections: int = defaults.API_MAX_CONNECTIONS  # per API process
+    head_timeout_s: float = setting("API_HEAD_TIMEOUT_S")
+    idle_timeout_s: float = setting("API_IDLE_TIMEOUT_S")
+    body_min_bytes_per_s: int = setting("API_BODY_MIN_BYTES_PER_S")
+    max_head_bytes: int = setting("API_MAX_HEAD_BYTES")
+    max_connections: int = setting("API_MAX_CONNECTIONS")  # per API process
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
@@ -156,20 +155,3 @@ class PacedInput(SocketUnreader):
                 self.sock.settimeout(idle_s)  # the answer's writes get the idle timeout
         self._received += len(data)
         return data
-
-
-def limits_from_env(environ: Mapping[str, str]) -> ClientLimits:
-    """The limits, each from its `DPIP_API_*` variable where set."""
-
-    def read(name: str, default: float, kind: type) -> float:
-        return kind(environ.get(f"DPIP_{name}", default))
-
-    return ClientLimits(
-        head_timeout_s=read("API_HEAD_TIMEOUT_S", defaults.API_HEAD_TIMEOUT_S, float),
-        idle_timeout_s=read("API_IDLE_TIMEOUT_S", defaults.API_IDLE_TIMEOUT_S, float),
-        body_min_bytes_per_s=read(
-            "API_BODY_MIN_BYTES_PER_S", defaults.API_BODY_MIN_BYTES_PER_S, int
-        ),
-        max_head_bytes=read("API_MAX_HEAD_BYTES", defaults.API_MAX_HEAD_BYTES, int),
-        max_connections=read("API_MAX_CONNECTIONS", defaults.API_MAX_CONNECTIONS, int),
-    )

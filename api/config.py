@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from foundation import defaults
+from foundation.settings import setting
 from imaging import CostLimits
 
 
@@ -17,26 +18,26 @@ class ApiConfig:
     images_dir: Path
     jwt_secret: str
     controller_address: str | None = None  # host:port of the controller, for job hints
-    max_upload_bytes: int = defaults.MAX_UPLOAD_BYTES  # a single upload; each image of a batch
-    max_image_pixels: int = defaults.MAX_IMAGE_PIXELS
-    max_batch_images: int = defaults.MAX_BATCH_IMAGES
-    max_batch_bytes: int = defaults.MAX_BATCH_BYTES  # a batch's body; its images' bytes in all
-    max_filename_chars: int = defaults.MAX_FILENAME_CHARS  # an image's kept filename
-    max_images_page: int = defaults.MAX_IMAGES_PAGE  # GET /workloads/{id}/images?limit=
+    max_upload_bytes: int = setting("MAX_UPLOAD_BYTES")  # a single upload; each image of a batch
+    max_image_pixels: int = setting("MAX_IMAGE_PIXELS")
+    max_batch_images: int = setting("MAX_BATCH_IMAGES")
+    max_batch_bytes: int = setting("MAX_BATCH_BYTES")  # a batch's body; its images' bytes in all
+    max_filename_chars: int = setting("MAX_FILENAME_CHARS")  # an image's kept filename
+    max_images_page: int = setting("MAX_IMAGES_PAGE")  # GET /workloads/{id}/images?limit=
     image_cost_limits: CostLimits = field(default_factory=CostLimits)  # scans, frames, blocks
-    token_ttl_seconds: int = defaults.TOKEN_TTL_SECONDS
+    token_ttl_seconds: int = setting("TOKEN_TTL_SECONDS", "TOKEN_TTL")
     dead_after_intervals: int = defaults.DEAD_AFTER_INTERVALS
-    login_max_failures: int = defaults.LOGIN_MAX_FAILURES  # per (username, address) and window
+    login_max_failures: int = setting("LOGIN_MAX_FAILURES")  # per (username, address) and window
     login_max_failures_per_address: int = defaults.LOGIN_MAX_FAILURES_PER_ADDRESS
-    login_window_s: float = defaults.LOGIN_WINDOW_S
+    login_window_s: float = setting("LOGIN_WINDOW_S")
     # Per account (username), from any addresses: failures before a delay, then the delay
     # doubles per failure up to the cap; failures are forgotten `memory_s` after the last.
-    login_account_max_failures: int = defaults.LOGIN_ACCOUNT_MAX_FAILURES
-    login_account_first_delay_s: float = defaults.LOGIN_ACCOUNT_FIRST_DELAY_S
-    login_account_max_delay_s: float = defaults.LOGIN_ACCOUNT_MAX_DELAY_S
-    login_account_memory_s: float = defaults.LOGIN_ACCOUNT_MEMORY_S
+    login_account_max_failures: int = setting("LOGIN_ACCOUNT_MAX_FAILURES")
+    login_account_first_delay_s: float = setting("LOGIN_ACCOUNT_FIRST_DELAY_S")
+    login_account_max_delay_s: float = setting("LOGIN_ACCOUNT_MAX_DELAY_S")
+    login_account_memory_s: float = setting("LOGIN_ACCOUNT_MEMORY_S")
     max_waiting_requests: int = defaults.API_THREADS // 2  # per process: GET ...?wait= requests
-    workload_wait_recheck_s: float = defaults.WORKLOAD_WAIT_RECHECK_S
+    workload_wait_recheck_s: float = setting("WORKLOAD_WAIT_RECHECK_S")
 
     def __post_init__(self) -> None:
         for name in (

@@ -3,42 +3,26 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from foundation import defaults
-
-
-def _limit(default_name: str):
-    """A limit with its default from foundation/defaults.py, overridden by `DPIP_<default_name>`."""
-    return field(default=getattr(defaults, default_name), metadata={"env": f"DPIP_{default_name}"})
+from foundation.settings import from_env, setting
 
 
 @dataclass(frozen=True)
 class PeerLimits:
     """What a peer may cost the controller before it proved anything (a flood's bounds)."""
 
-    max_message_bytes: int = _limit("NNG_MAX_MESSAGE_BYTES")
-    refusals_per_connection: int = _limit("REFUSALS_PER_CONNECTION")
-    refusal_window_s: float = _limit("REFUSAL_WINDOW_S")
-    refusal_log_lines: int = _limit("REFUSAL_LOG_LINES")
-    refusal_log_window_s: float = _limit("REFUSAL_LOG_WINDOW_S")
-    tracked_senders: int = _limit("REFUSAL_TRACKED_SENDERS")
-    log_quote_chars: int = _limit("LOG_QUOTE_CHARS")
-    join_challenges_max: int = _limit("JOIN_CHALLENGES_MAX")
-    join_challenge_ttl_ms: int = _limit("JOIN_CHALLENGE_TTL_MS")
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> PeerLimits:
-        """Each limit from its `DPIP_*` variable where set."""
-        return cls(
-            **{
-                limit.name: type(limit.default)(environ[limit.metadata["env"]])
-                for limit in fields(cls)
-                if limit.metadata["env"] in environ
-            }
-        )
+    max_message_bytes: int = setting("NNG_MAX_MESSAGE_BYTES")
+    refusals_per_connection: int = setting("REFUSALS_PER_CONNECTION")
+    refusal_window_s: float = setting("REFUSAL_WINDOW_S")
+    refusal_log_lines: int = setting("REFUSAL_LOG_LINES")
+    refusal_log_window_s: float = setting("REFUSAL_LOG_WINDOW_S")
+    tracked_senders: int = setting("REFUSAL_TRACKED_SENDERS")
+    log_quote_chars: int = setting("LOG_QUOTE_CHARS")
+    join_challenges_max: int = setting("JOIN_CHALLENGES_MAX")
+    join_challenge_ttl_ms: int = setting("JOIN_CHALLENGE_TTL_MS")
 
 
 @dataclass(frozen=True)
@@ -59,7 +43,7 @@ class ControllerConfig:
     max_attempts: int = defaults.MAX_JOB_ATTEMPTS
     worker_token_ttl_seconds: int = defaults.WORKER_TOKEN_TTL_SECONDS
     # From the environment (no CLI flags): bounds nobody needs to change day to day.
-    peer_limits: PeerLimits = field(default_factory=lambda: PeerLimits.from_env(os.environ))
+    peer_limits: PeerLimits = field(default_factory=lambda: from_env(PeerLimits, os.environ))
 
     @property
     def database_path(self) -> Path:

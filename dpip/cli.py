@@ -210,57 +210,28 @@ def up(
 def api(host, port, controller, processes, threads, data_dir, images_dir) -> None:
     """Run the REST API alone (it shares the data dir with the controller)."""
     from api import ApiConfig, create_app
-    from api.client_input import limits_from_env
+    from api.client_input import ClientLimits
     from api.server import ApiServer
     from foundation.memory import keep_freed_memory
+    from foundation.settings import from_env
     from imaging import CostLimits
 
     data_dir, images_dir = _dirs(data_dir, images_dir)
     boot = prepare_data_dir(data_dir)
     _announce_admin(boot.admin_password, data_dir)
-    config = ApiConfig(
+    config = from_env(
+        ApiConfig,
+        os.environ,  # DPIP_MAX_UPLOAD_BYTES and the like
         data_dir=data_dir,
         images_dir=images_dir,
         jwt_secret=boot.jwt_secret,
         controller_address=controller,
-        max_upload_bytes=int(os.environ.get("DPIP_MAX_UPLOAD_BYTES", defaults.MAX_UPLOAD_BYTES)),
-        max_image_pixels=int(os.environ.get("DPIP_MAX_IMAGE_PIXELS", defaults.MAX_IMAGE_PIXELS)),
-        max_batch_images=int(os.environ.get("DPIP_MAX_BATCH_IMAGES", defaults.MAX_BATCH_IMAGES)),
-        max_batch_bytes=int(os.environ.get("DPIP_MAX_BATCH_BYTES", defaults.MAX_BATCH_BYTES)),
-        max_filename_chars=int(
-            os.environ.get("DPIP_MAX_FILENAME_CHARS", defaults.MAX_FILENAME_CHARS)
-        ),
-        max_images_page=int(os.environ.get("DPIP_MAX_IMAGES_PAGE", defaults.MAX_IMAGES_PAGE)),
-        image_cost_limits=CostLimits(
-            max_jpeg_scans=int(os.environ.get("DPIP_MAX_JPEG_SCANS", defaults.MAX_JPEG_SCANS)),
-            max_frames=int(os.environ.get("DPIP_MAX_IMAGE_FRAMES", defaults.MAX_IMAGE_FRAMES)),
-            max_blocks=int(os.environ.get("DPIP_MAX_IMAGE_BLOCKS", defaults.MAX_IMAGE_BLOCKS)),
-        ),
-        token_ttl_seconds=int(os.environ.get("DPIP_TOKEN_TTL", defaults.TOKEN_TTL_SECONDS)),
-        login_max_failures=int(
-            os.environ.get("DPIP_LOGIN_MAX_FAILURES", defaults.LOGIN_MAX_FAILURES)
-        ),
-        login_window_s=float(os.environ.get("DPIP_LOGIN_WINDOW_S", defaults.LOGIN_WINDOW_S)),
-        login_account_max_failures=int(
-            os.environ.get("DPIP_LOGIN_ACCOUNT_MAX_FAILURES", defaults.LOGIN_ACCOUNT_MAX_FAILURES)
-        ),
-        login_account_first_delay_s=float(
-            os.environ.get("DPIP_LOGIN_ACCOUNT_FIRST_DELAY_S", defaults.LOGIN_ACCOUNT_FIRST_DELAY_S)
-        ),
-        login_account_max_delay_s=float(
-            os.environ.get("DPIP_LOGIN_ACCOUNT_MAX_DELAY_S", defaults.LOGIN_ACCOUNT_MAX_DELAY_S)
-        ),
-        login_account_memory_s=float(
-            os.environ.get("DPIP_LOGIN_ACCOUNT_MEMORY_S", defaults.LOGIN_ACCOUNT_MEMORY_S)
-        ),
+        image_cost_limits=from_env(CostLimits, os.environ),
         max_waiting_requests=threads // 2,
-        workload_wait_recheck_s=float(
-            os.environ.get("DPIP_WORKLOAD_WAIT_RECHECK_S", defaults.WORKLOAD_WAIT_RECHECK_S)
-        ),
     )
     click.echo(f"API listening on http://{host}:{port} ({processes} processes)")
     keep_freed_memory()  # before gunicorn forks: its processes inherit the setting
-    limits = limits_from_env(os.environ)  # DPIP_API_HEAD_TIMEOUT_S and the like
+    limits = from_env(ClientLimits, os.environ)  # DPIP_API_HEAD_TIMEOUT_S and the like
     ApiServer(create_app(config), host, port, processes, threads, limits).run()
 
 

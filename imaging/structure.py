@@ -21,7 +21,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from foundation import defaults
+from foundation.settings import setting
 from imaging.rejections import ImageTooComplex, NotAnImage
 
 
@@ -29,9 +29,9 @@ from imaging.rejections import ImageTooComplex, NotAnImage
 class CostLimits:
     """Bounds on what an image may make its readers iterate over, beyond its pixel count."""
 
-    max_jpeg_scans: int = defaults.MAX_JPEG_SCANS
-    max_frames: int = defaults.MAX_IMAGE_FRAMES
-    max_blocks: int = defaults.MAX_IMAGE_BLOCKS
+    max_jpeg_scans: int = setting("MAX_JPEG_SCANS")
+    max_frames: int = setting("MAX_IMAGE_FRAMES")
+    max_blocks: int = setting("MAX_IMAGE_BLOCKS")
 
 
 class _Tally:

@@ -78,10 +78,16 @@ RPC_TIMEOUT_MS = 2000  # scheduler → worker submit_job; a slower worker counts
 WORKER_HTTP_TIMEOUT_S = 60  # worker → API download or upload of one image
 WORKER_API_RETRY_WINDOW_S = 30  # how long a worker retries an unreachable or failing API
 JOB_TIME_LIMIT_S = 300.0  # a job running longer on a worker is stopped and reported failed
-# Jobs a worker takes beyond each slot, waiting ready for it: a free slot runs up to half of
-# its share (1 + this) together, one download and one upload for them all.
-WORKER_PREFETCH = 3
+# Jobs a worker may take beyond each slot, waiting ready for it: a free slot runs up to half
+# of its share (1 + this) together, one download and one upload for them all. The scheduler
+# sends fewer where jobs are long: what waits for a slot should take about PREFETCH_WINDOW_MS
+# by the worker's recent jobs (at least one job), and PREFETCH_UNMEASURED per slot before
+# any of its jobs ended.
+WORKER_PREFETCH = 32
 MAX_WORKER_PREFETCH = 64  # the most a JoinRequest may ask for (jobs per slot)
+PREFETCH_WINDOW_MS = 200
+PREFETCH_UNMEASURED = 3
+JOB_TIME_SMOOTHING = 0.3  # the weight of a newly ended job in a worker's average job time
 POOL_PROCESS_START_RETRY_S = 1.0  # a pool process the system would not start is retried after
 RPC_MAX_FRAME_BYTES = 64 * 1024  # an rpyc frame, before or after inflating (a job: ~200 bytes)
 RPC_CONNECT_TIMEOUT_S = 2.0  # a connection to a worker's rpyc port must prove the key this fast

@@ -147,7 +147,7 @@ class JobResult:
     job_id: int
     outcome: str  # a JobOutcome value
     error: str = ""
-    duration_ms: int = 0  # how long the worker ran the job's batch; the scheduler logs it
+    duration_ms: int = 0  # its share of its batch's time; the scheduler sizes prefetch by it
 
 
 @dataclass(frozen=True)

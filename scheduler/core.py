@@ -168,6 +168,8 @@ class SchedulerCore:
         settled, returned = [], []
         for result in results.results:
             placed_here = worker.job_ended(result.job_id)
+            if result.outcome == JobOutcome.DONE.value:
+                worker.job_took(result.duration_ms)  # how many the worker gets to wait
             decisions.append(AcceptResult(result, results.worker_id, late=not placed_here))
             if result.outcome in (JobOutcome.DONE.value, JobOutcome.DISCARDED.value):
                 settled.append(result.job_id)  # the API stored it done already, or not here

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass, field
 
+from foundation import defaults
 from scheduler.placement import WorkerSnapshot
 
 
@@ -29,11 +30,6 @@ class WorkerRegistration:
     running_job_ids: frozenset[int] = frozenset()  # what it still holds, as it says
     membership_renewed: bool = False  # its membership goes on, so those jobs stay its own
     prefetch: int = 0  # jobs it takes beyond each slot, waiting to start
-
-    @property
-    def capacity(self) -> int:
-        """How many jobs it holds at most: its slots and their prefetch."""
-        return self.concurrency * (1 + self.prefetch)
 
     @property
     def kept_job_ids(self) -> frozenset[int]:
@@ -56,6 +52,7 @@ class WorkerState:
     gpu_percent: float | None = None
     unresponsive: bool = False  # a submit_job failed: skipped until its next report
     full: bool = False  # it answered busy or not ready: no job until it reports or a job ends
+    job_ms: float | None = None  # its jobs' recent time each (smoothed); None: none ended yet
 
     def proven_by(self, worker_key: str) -> bool:
         """Whether `worker_key` is the rpc key of this worker's join (constant time)."""
@@ -71,9 +68,28 @@ class WorkerState:
         self.full = False
         return self.placed.pop(job_id, None) is not None
 
+    def job_took(self, duration_ms: int) -> None:
+        """A job ended after `duration_ms` of the worker's time: fold it into the average."""
+        weight = defaults.JOB_TIME_SMOOTHING
+        previous = duration_ms if self.job_ms is None else self.job_ms
+        self.job_ms = (1 - weight) * previous + weight * duration_ms
+
+    @property
+    def capacity(self) -> int:
+        """How many jobs it should hold now: a slot each, and per slot as many waiting as
+        fill the prefetch window by its recent jobs (at least one), within its prefetch."""
+        reg = self.registration
+        if reg is None:
+            return 0
+        if self.job_ms is None:
+            prefetch = defaults.PREFETCH_UNMEASURED
+        else:
+            prefetch = max(1, int(defaults.PREFETCH_WINDOW_MS / max(self.job_ms, 0.1)))
+        return reg.concurrency * (1 + min(reg.prefetch, prefetch))
+
     def snapshot(self, worker_id: int) -> WorkerSnapshot:
         reg = self.registration
-        capacity = reg.capacity if reg else 0
+        capacity = self.capacity
         # A job the worker still holds takes its place even after it was taken back.
         held = len(self.reported.union(self.placed))
         return WorkerSnapshot(

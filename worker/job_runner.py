@@ -161,7 +161,8 @@ class JobRunner:
             outcomes = _blame(batch, e)
         with self._changed:
             self._started.difference_update(job.job_id for job in batch)
-        duration_ms = int((time.monotonic() - started) * 1000)
+        # Each job's share of its batch's time: what the scheduler sizes the prefetch by.
+        duration_ms = round((time.monotonic() - started) * 1000 / len(batch))
         for job, (outcome, error) in zip(batch, outcomes, strict=True):
             if outcome != JobOutcome.DONE.value:
                 log.warning("job %s %s: %s", job.job_id, outcome, error)

@@ -7,29 +7,30 @@ names (and ids).
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 from tests.conftest import ADMIN_PASSWORD, Client, Cluster, image_bytes, start_cluster, wait_until
 from tests.outcomes import assert_done_once, job_records, wrong_results
 
 IMAGES = 240
-UPLOADERS = 4  # uploading in parallel outpaces the two workers, so a backlog builds
+BATCH = 80  # images a request: all queued within a moment, so a backlog builds at once
+SIZE = (256, 192)  # a few ms a job: the run lasts long enough to be stopped in the middle
 
 
 def small_png(seed: int) -> bytes:
-    return image_bytes("PNG", size=(64, 48), seed=seed)
+    return image_bytes("PNG", size=SIZE, seed=seed)
 
 
 def upload_all(client: Client, wid: int) -> dict[int, int]:
-    """Upload IMAGES distinct images at once; return each image number's seed."""
-
-    def upload(seed: int) -> tuple[int, int]:
-        response = client.upload(wid, small_png(seed))
+    """Upload IMAGES distinct images in a few batches; return each image number's seed."""
+    seeds = {}
+    for first in range(0, IMAGES, BATCH):
+        batch = range(first, first + BATCH)
+        files = [("data", (f"{seed}.png", small_png(seed), "image/png")) for seed in batch]
+        response = client.post(f"/workloads/{wid}/images", files=files)
         assert response.status_code == 201, response.text
-        return response.json()["image_id"], seed
-
-    with ThreadPoolExecutor(UPLOADERS) as pool:
-        seeds = dict(pool.map(upload, range(IMAGES)))
+        seeds.update(
+            (image["image_id"], seed)
+            for image, seed in zip(response.json()["images"], batch, strict=True)
+        )
     assert sorted(seeds) == list(range(IMAGES))
     return seeds
 

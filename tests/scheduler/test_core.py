@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from datastore.jobs import QueuedJob
+from foundation import defaults
 from protocol import JobOutcome, JobResult, JobResults, SubmitAnswer, Telemetry
 from scheduler.core import DIED_ERROR, LOST_JOB_ERROR, RESTARTED_ERROR, SchedulerCore
 from scheduler.decisions import (
@@ -508,6 +509,48 @@ def test_a_worker_holds_a_job_per_slot_and_its_prefetch_per_slot(core, clock):
     assert placed(core, clock) == []
     core.on_results(results(w1, (1, JobOutcome.DONE, ""), (2, JobOutcome.DONE, "")))
     assert placed(core, clock) == [(5, 1), (6, 1)]
+
+
+def _done_in(reg: WorkerRegistration, duration_ms: int, *job_ids: int) -> JobResults:
+    return JobResults(
+        reg.worker_id,
+        tuple(JobResult(j, JobOutcome.DONE.value, "", duration_ms) for j in job_ids),
+        reg.rpc_key,
+    )
+
+
+def test_the_prefetch_shrinks_to_one_job_where_jobs_are_long(core, clock):
+    """Unmeasured, a slot gets PREFETCH_UNMEASURED waiting; once its jobs take longer than
+    the window, one: a long job never waits behind another long one for nothing."""
+    w1 = registration(1, prefetch=8)
+    join(core, clock, w1)
+    core.add_jobs([job(n) for n in range(1, 21)])
+    unmeasured = 1 + defaults.PREFETCH_UNMEASURED
+    assert placed(core, clock) == [(n, 1) for n in range(1, unmeasured + 1)]
+    core.on_results(_done_in(w1, 2 * defaults.PREFETCH_WINDOW_MS, *range(1, unmeasured + 1)))
+    assert placed(core, clock) == [(unmeasured + 1, 1), (unmeasured + 2, 1)]  # 1 + 1 now
+    assert placed(core, clock) == []
+
+
+def test_the_prefetch_grows_to_its_limit_where_jobs_are_short(core, clock):
+    w1 = registration(1, concurrency=2, prefetch=8)
+    join(core, clock, w1)
+    core.add_jobs([job(n) for n in range(1, 31)])
+    first = placed(core, clock)
+    assert len(first) == 2 * (1 + defaults.PREFETCH_UNMEASURED)
+    core.on_results(_done_in(w1, 1, *(j for j, _ in first)))  # 1 ms each
+    assert len(placed(core, clock)) == 2 * (1 + 8)  # capped by the worker's own prefetch
+
+
+def test_failed_jobs_do_not_size_the_prefetch(core, clock):
+    """A failure may be instant (the API refused it): only done jobs say how long jobs take."""
+    w1 = registration(1, prefetch=8)
+    join(core, clock, w1)
+    core.add_jobs([job(n) for n in range(1, 21)])
+    first = [j for j, _ in placed(core, clock)]
+    failed = JobResults(1, tuple(JobResult(j, "failed", "x", 0) for j in first), w1.rpc_key)
+    core.on_results(failed)
+    assert len(placed(core, clock)) == 1 + defaults.PREFETCH_UNMEASURED
 
 
 def test_jobs_spread_over_workers_by_the_share_of_their_places_held(core, clock):

@@ -21,7 +21,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from flask_jwt_extended import jwt_required
 
 from api.db import get_db
-from api.errors import bad_request, forbidden
+from api.errors import APIError, bad_request, forbidden
 from api.images import image_store
 from api.inputs import RequestFields, json_body, parse_id
 from api.tokens import Principal, current_principal
@@ -53,6 +53,13 @@ def _key(fields: dict) -> ImageKey:
     return parse_id(entry, "workload_id"), parse_id(entry, "image_id")
 
 
+def _check_count(count: int) -> None:
+    """A worker's batch is a few jobs; past the batch upload's image limit it is an attack."""
+    limit = current_app.config["DPIP"].max_batch_images
+    if count > limit:
+        raise APIError(413, "too_many_images", f"at most {limit} images a request")
+
+
 def _requested_images() -> list[ImageKey]:
     body = json_body()
     images = body.get("images") if isinstance(body, dict) else None
@@ -60,6 +67,7 @@ def _requested_images() -> list[ImageKey]:
         raise bad_request(
             'send {"images": [{"workload_id": …, "image_id": …}, …]} as JSON', "invalid_field"
         )
+    _check_count(len(images))
     if not all(isinstance(entry, dict) for entry in images):
         raise bad_request("each image is an object with workload_id and image_id", "invalid_field")
     keys = [_key(entry) for entry in images]
@@ -147,6 +155,7 @@ def upload_results():
         try:
             for header, data in read_frames(request.stream.read, config.max_upload_bytes):
                 key = _key(header)
+                _check_count(len(answers) + 1)
                 if key in answers:
                     raise bad_request("an image is named twice", "invalid_field")
                 image = held.get(key)

@@ -290,3 +290,19 @@ def test_the_owner_delivers_a_result_and_a_second_delivery_is_refused(cluster, s
     assert [a["status"] for a in again.json()["results"]] == ["not_assigned"]
     assert frames_of(fetch(scene.holder, [(wid, 0)]))[0][0]["status"] == "not_assigned"
     assert_unchanged(cluster, before)
+
+
+def test_a_worker_batch_past_the_image_limit_answers_413(cluster, scene):
+    """A worker's batch is a few jobs; a million tiny frames or names would cost the API
+    a million entries before any lookup. Past the batch upload's limit (1000) it stops."""
+    before = snapshot(cluster)
+    names = [{"workload_id": MISSING, "image_id": n} for n in range(1001)]
+    assert_error(
+        scene.holder.post("/jobs/originals", json={"images": names}), 413, "too_many_images"
+    )
+    frames = b"".join(frame_head({"workload_id": MISSING, "image_id": n}, 0) for n in range(1001))
+    response = scene.holder.post(
+        "/jobs/results", data=frames, headers={"Content-Type": CONTENT_TYPE}
+    )
+    assert_error(response, 413, "too_many_images")
+    assert_unchanged(cluster, before)

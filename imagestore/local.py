@@ -43,12 +43,18 @@ def _copy(stream: ByteStream, fd: int) -> None:
     Unbuffered, so no write is left for a close to fail on. Only the writes are the
     store's errors: a failing read is the stream's own.
     """
+    if isinstance(stream, io.BytesIO):  # in memory already: written as it is, no buffer
+        _write_all(stream.getbuffer()[stream.tell() :], fd)
+        return
     buffer = memoryview(bytearray(COPY_CHUNK_BYTES))
     while count := stream.readinto(buffer):
-        chunk = buffer[:count]
-        with _os_errors():
-            while chunk:
-                chunk = chunk[os.write(fd, chunk) :]
+        _write_all(buffer[:count], fd)
+
+
+def _write_all(chunk: memoryview, fd: int) -> None:
+    with _os_errors():
+        while chunk:
+            chunk = chunk[os.write(fd, chunk) :]
 
 
 def _create_temp(directory: Path) -> tuple[int, Path]:

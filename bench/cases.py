@@ -5,6 +5,7 @@ Pure data and rules, apart from bench/run.py's measuring, so tests check them al
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from dataclasses import dataclass
 from typing import Any
@@ -47,28 +48,37 @@ class Case:
     peer: bool = False  # a throughput case that --peer runs too
 
 
+def batched(case: Case, batch: int, target: Target) -> Case:
+    """The same work as `case`, uploaded `batch` images a request."""
+    return dataclasses.replace(
+        case, name=f"{case.name}_batch{batch}", batch=batch, targets=(target,)
+    )
+
+
+_1080P_GRAYSCALE = Case(
+    "1080p_jpeg_grayscale",
+    200,
+    12,
+    "1920x1080",
+    "jpeg",
+    "grayscale",
+    (Target("ratio", ">=", 0.60),),
+    peer=True,
+)
+_64PX_GRAYSCALE = Case(
+    "64px_png_grayscale",
+    3000,
+    300,
+    "64x64",
+    "png",
+    "grayscale",
+    (Target("ratio", ">=", 0.10),),
+    peer=True,
+)
+
 CASES = (
-    Case(
-        "1080p_jpeg_grayscale",
-        200,
-        12,
-        "1920x1080",
-        "jpeg",
-        "grayscale",
-        (Target("ratio", ">=", 0.60),),
-        peer=True,
-    ),
-    Case(
-        "1080p_jpeg_grayscale_batch20",
-        200,
-        12,
-        "1920x1080",
-        "jpeg",
-        "grayscale",
-        (Target("ratio", ">=", 0.65),),
-        batch=20,
-        peer=True,
-    ),
+    _1080P_GRAYSCALE,
+    batched(_1080P_GRAYSCALE, 20, Target("ratio", ">=", 0.65)),
     Case(
         "1080p_jpeg_blur",
         200,
@@ -79,27 +89,8 @@ CASES = (
         (Target("ratio", ">=", 0.85),),
         peer=True,
     ),
-    Case(
-        "64px_png_grayscale",
-        3000,
-        300,
-        "64x64",
-        "png",
-        "grayscale",
-        (Target("ratio", ">=", 0.10),),
-        peer=True,
-    ),
-    Case(
-        "64px_png_grayscale_batch50",
-        3000,
-        300,
-        "64x64",
-        "png",
-        "grayscale",
-        (Target("ratio", ">=", 0.25),),
-        batch=50,
-        peer=True,
-    ),
+    _64PX_GRAYSCALE,
+    batched(_64PX_GRAYSCALE, 50, Target("ratio", ">=", 0.25)),
     Case(
         "idle_latency",
         50,

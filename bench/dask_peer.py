@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 from multiprocessing.pool import Pool
 
@@ -77,16 +78,18 @@ def dask_results(
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
-            silence_logs=logging.ERROR,
+            silence_logs=logging.CRITICAL,  # its workers' heartbeat errors as it stops
         ) as cluster,
         Client(cluster) as client,
     ):
         client.wait_for_workers(cores)
         client.run(importlib.import_module, "stress.images")  # warm, as DPIP's workers are
         started = time.perf_counter()
-        futures = client.map(
-            filter_image_bytes, images, filter_name=filter_name, radius=radius, pure=False
-        )
+        with warnings.catch_warnings():  # the images travel with their tasks, on purpose
+            warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
+            futures = client.map(
+                filter_image_bytes, images, filter_name=filter_name, radius=radius, pure=False
+            )
         wait(futures)
         done = iter(client.gather([f for f in futures if f.status == "finished"]))
         results = [next(done) if f.status == "finished" else None for f in futures]

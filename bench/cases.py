@@ -44,14 +44,19 @@ class Case:
     radius: float = 2.0
     sequential: bool = False
     batch: int = 0  # stress_test.py --batch: images a request; 0: one request per image
+    upload_as: str = "form"  # stress_test.py --upload-as for a batch: form, zip or tar
     archive: bool = False  # stress_test.py --archive: fetch and check the results' zip
     peer: bool = False  # a throughput case that --peer runs too
 
 
-def batched(case: Case, batch: int, target: Target) -> Case:
-    """The same work as `case`, uploaded `batch` images a request."""
+def batched(case: Case, batch: int, target: Target, upload_as: str = "form") -> Case:
+    """The same work as `case`, uploaded `batch` images a request as `upload_as`."""
     return dataclasses.replace(
-        case, name=f"{case.name}_batch{batch}", batch=batch, targets=(target,)
+        case,
+        name=f"{case.name}_batch{batch}",
+        batch=batch,
+        upload_as=upload_as,
+        targets=(target,),
     )
 
 
@@ -78,7 +83,9 @@ _64PX_GRAYSCALE = Case(
 
 CASES = (
     _1080P_GRAYSCALE,
-    batched(_1080P_GRAYSCALE, 20, Target("ratio", ">=", 0.65)),
+    # A tar: its members are read as they lie, where a form's boundary is searched for
+    # through every byte (the API's CPU per 1080p image 5.3 ms against 8.3).
+    batched(_1080P_GRAYSCALE, 20, Target("ratio", ">=", 0.65), upload_as="tar"),
     Case(
         "1080p_jpeg_blur",
         200,

@@ -67,7 +67,7 @@ def stress_test_argv(
         *("--quiet", "--timeout", str(CASE_TIMEOUT_S), "--json", str(json_path)),
     ]
     if case.batch:
-        argv += ["--batch", str(case.batch)]
+        argv += ["--batch", str(case.batch), "--upload-as", case.upload_as]
     if case.archive:
         argv.append("--archive")
     return [*argv, "--sequential"] if case.sequential else argv

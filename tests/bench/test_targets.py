@@ -67,13 +67,13 @@ def test_a_batch_case_runs_the_images_of_its_one_request_per_image_case(batched,
     batch, one = CASE_BY_NAME[batched], CASE_BY_NAME[single]
     batch_argv = stress_test_argv(batch, batch.images, 2, 1, tmp_path / "report.json")
     one_argv = stress_test_argv(one, one.images, 2, 1, tmp_path / "report.json")
-    assert batch_argv == [*one_argv, "--batch", str(batch.batch)]
+    assert batch_argv == [*one_argv, "--batch", str(batch.batch), "--upload-as", batch.upload_as]
 
 
 def test_the_archive_case_uploads_in_batches_and_fetches_the_archive(tmp_path):
     case = CASE_BY_NAME["10k_batches_archive"]
     argv = stress_test_argv(case, case.images, 2, 1, tmp_path / "report.json")
-    assert argv[-3:] == ["--batch", "50", "--archive"]
+    assert argv[-5:] == ["--batch", "50", "--upload-as", "form", "--archive"]
     assert argv[argv.index("--images") + 1] == "10000"
 
 

@@ -17,7 +17,7 @@ from api.originals import StagedOriginal, store_originals
 from api.tokens import Principal, current_principal
 from datastore import jobs, transaction, workloads
 from imagestore import ImageName, ImageStore, LocalImageStore
-from imaging import ImageInfo, ImageTooComplex, ImageTooLarge, NotAnImage, inspect_image
+from imaging import ImageInfo, ImageRejected, ImageTooLarge, extension_of, inspect_image
 from protocol import JobStatus
 
 bp = Blueprint("images", __name__)
@@ -77,12 +77,8 @@ def _inspect_upload(data: bytes) -> ImageInfo:
     config = current_app.config["DPIP"]
     try:
         return inspect_image(data, config.max_image_pixels, config.image_cost_limits)
-    except ImageTooLarge as e:
-        raise APIError(413, "image_too_large", str(e)) from e
-    except ImageTooComplex as e:
-        raise bad_request(str(e), "image_too_complex") from e
-    except NotAnImage as e:
-        raise bad_request(str(e), "not_an_image") from e
+    except ImageRejected as e:
+        raise APIError(413 if isinstance(e, ImageTooLarge) else 400, e.code, str(e)) from e
 
 
 def _store_original(
@@ -98,7 +94,7 @@ def _store_filtered(principal: Principal, workload: sqlite3.Row, number: int, da
     image = workloads.get_image(get_db(), workload["id"], number)
     if image is None:
         raise not_found(f"image {number} does not exist in workload {workload['id']}")
-    extension = ImageInfo(image["format"], 0, 0).extension
+    extension = extension_of(image["format"])
     staged = image_store().put(workload["dir_name"], io.BytesIO(data))
     with staged, transaction(get_db()) as db:
         if not jobs.complete_job(db, workload["id"], number, principal.id):

@@ -28,14 +28,13 @@ from api.tokens import Principal, current_principal
 from datastore import jobs, transaction
 from datastore.jobs import HeldImage
 from imagestore import ImageMissing, ImageName, StagedImage
-from imaging import ImageInfo, ImageRejected, ImageTooComplex, ImageTooLarge, inspect_image
+from imaging import ImageRejected, extension_of, inspect_image
 from protocol.image_frames import CONTENT_TYPE, FrameError, frame_head, read_frames
 
 bp = Blueprint("job_images", __name__)
 
 STREAM_CHUNK_BYTES = 1024 * 1024
 NOT_ASSIGNED = "the image is not part of a job assigned to you"
-REFUSALS = {ImageTooLarge: "image_too_large", ImageTooComplex: "image_too_complex"}
 
 ImageKey = tuple[int, int]  # (workload id, image number)
 
@@ -78,7 +77,7 @@ def _requested_images() -> list[ImageKey]:
 
 def _open(image: HeldImage) -> tuple[BinaryIO, int] | None:
     """The original's file, open, and its size; None when the store has lost it."""
-    name = ImageName(image.number, "original", ImageInfo(image.format, 0, 0).extension)
+    name = ImageName(image.number, "original", extension_of(image.format))
     try:
         stored = image_store().open(image.dir_name, name)
     except ImageMissing:
@@ -135,10 +134,6 @@ def download_originals() -> Response:
     return response
 
 
-def _refusal(error: ImageRejected) -> str:
-    return REFUSALS.get(type(error), "not_an_image")
-
-
 @bp.post("/jobs/results")
 @jwt_required()
 def upload_results():
@@ -165,7 +160,7 @@ def upload_results():
                 try:
                     inspect_image(data, config.max_image_pixels, config.image_cost_limits)
                 except ImageRejected as e:
-                    answers[key] = (_refusal(e), str(e))
+                    answers[key] = (e.code, str(e))
                     continue
                 put = image_store().put(image.dir_name, io.BytesIO(data))
                 staged.append((image, stack.enter_context(put)))
@@ -175,7 +170,7 @@ def upload_results():
         with transaction(get_db()) as db:
             for image, staged_image in staged:
                 if jobs.complete_job(db, image.workload_id, image.number, principal.id):
-                    extension = ImageInfo(image.format, 0, 0).extension
+                    extension = extension_of(image.format)
                     staged_image.commit(ImageName(image.number, "filtered", extension))
                 else:  # taken from it since the request began
                     answers[(image.workload_id, image.number)] = ("not_assigned", NOT_ASSIGNED)

@@ -25,7 +25,7 @@ from api.zip_stream import ZipEntry, stream_zip
 from datastore import workloads
 from foundation import defaults
 from imagestore import ImageName, ImageStore
-from imaging import ImageInfo, ImageRejected, ImageTooComplex, ImageTooLarge, inspect_image
+from imaging import ImageInfo, ImageRejected, extension_of, inspect_image
 from protocol import JobStatus
 
 bp = Blueprint("workload_images", __name__)
@@ -45,20 +45,12 @@ def _batch_limits(config: ApiConfig) -> BatchLimits:
     )
 
 
-def _rejection_code(e: ImageRejected) -> str:
-    if isinstance(e, ImageTooLarge):
-        return "image_too_large"
-    if isinstance(e, ImageTooComplex):
-        return "image_too_complex"
-    return "not_an_image"
-
-
 def _inspected(member: Member, data: bytes, config: ApiConfig) -> ImageInfo:
     """The single upload's check; a refusal names the image (400, whatever the reason)."""
     try:
         return inspect_image(data, config.max_image_pixels, config.image_cost_limits)
     except ImageRejected as e:
-        raise APIError(400, _rejection_code(e), f"{member.label}: {e}") from e
+        raise APIError(400, e.code, f"{member.label}: {e}") from e
 
 
 @bp.post(f"{WORKLOAD_IMAGES}/images")
@@ -149,7 +141,7 @@ def _archive_entries(
     """The zip's image entries, `000042.jpg`, each file looked up only when its turn comes
     (after the request, as the zip is sent)."""
     for row in rows:
-        extension = ImageInfo(row["format"], 0, 0).extension
+        extension = extension_of(row["format"])
         path = store.open(directory, ImageName(row["number"], kind, extension))
         yield ZipEntry(f"{row['number']:06d}.{extension}", path, row["format"] in DEFLATED_FORMATS)
 

@@ -8,6 +8,7 @@ from imaging.inspection import (
     ImageTooComplex,
     ImageTooLarge,
     NotAnImage,
+    extension_of,
     inspect_image,
 )
 
@@ -21,6 +22,7 @@ __all__ = [
     "ImageTooLarge",
     "NotAnImage",
     "apply_filter",
+    "extension_of",
     "inspect_image",
     "validate_filter_params",
 ]

@@ -19,6 +19,7 @@ __all__ = [
     "ImageTooComplex",
     "ImageTooLarge",
     "NotAnImage",
+    "extension_of",
     "inspect_image",
 ]
 
@@ -43,11 +44,16 @@ class ImageInfo:
 
     @property
     def extension(self) -> str:
-        return ALLOWED_FORMATS[self.format][0]
+        return extension_of(self.format)
 
     @property
     def mime_type(self) -> str:
         return ALLOWED_FORMATS[self.format][1]
+
+
+def extension_of(image_format: str) -> str:
+    """The file extension of an accepted format (Pillow's name): `PNG` → `png`."""
+    return ALLOWED_FORMATS[image_format][0]
 
 
 _DEFAULT_COST_LIMITS = CostLimits()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from foundation.errors import DPIPError
 
 
 class ImageRejected(DPIPError, ValueError):
     """Raised when uploaded bytes cannot be accepted as an image."""
+
+    code: ClassVar[str] = "not_an_image"  # the API's error code for it, wherever it answers
 
 
 class NotAnImage(ImageRejected):
@@ -16,6 +20,10 @@ class NotAnImage(ImageRejected):
 class ImageTooLarge(ImageRejected):
     """Raised when the image has more pixels than allowed (a decompression bomb)."""
 
+    code: ClassVar[str] = "image_too_large"
+
 
 class ImageTooComplex(ImageRejected):
     """Raised when reading the image would cost far more than its size or pixels suggest."""
+
+    code: ClassVar[str] = "image_too_complex"

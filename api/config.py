@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from foundation import defaults
@@ -49,6 +50,6 @@ class ApiConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
 
-    @property
+    @cached_property  # read on every request
     def database_path(self) -> Path:
         return self.data_dir / defaults.DATABASE_FILE

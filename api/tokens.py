@@ -8,15 +8,20 @@ Tokens are minted by `foundation.tokens`, which the controller uses for worker t
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g
 from flask_jwt_extended import JWTManager, current_user
 
 from api.db import get_db
 from api.errors import error_response
-from datastore import users, workers
+from datastore import bearers, workers
+from datastore.bearers import Bearer
+from foundation import defaults
 from foundation.tokens import (
     ALGORITHM,
     GENERATION_CLAIM,
@@ -44,6 +49,47 @@ class Principal:
         return self.role is UserRole.WORKER
 
 
+class CachingJWTManager(JWTManager):
+    """A JWTManager that verifies each token once, not on every request.
+
+    Decoding a token with PyJWT costs more than the rest of a small request (it parses the
+    token four times per request, checking every character). A token's signature and claims
+    do not change, so the payload of the last `max_tokens` tokens that passed every check is
+    kept, until their expiry; only tokens signed with the API's secret get in. Revocation and
+    the user lookup are not cached: they run on every request.
+    """
+
+    def __init__(self, app: Flask, max_tokens: int) -> None:
+        self._verified: OrderedDict[str, dict] = OrderedDict()
+        self._max_tokens = max_tokens
+        self._lock = threading.Lock()
+        super().__init__(app)
+
+    @property
+    def tokens_kept(self) -> int:
+        return len(self._verified)
+
+    def _decode_jwt_from_config(
+        self, encoded_token: str, csrf_value=None, allow_expired: bool = False
+    ) -> dict:
+        if csrf_value is not None or allow_expired:
+            return super()._decode_jwt_from_config(encoded_token, csrf_value, allow_expired)
+        with self._lock:
+            payload = self._verified.get(encoded_token)
+            if payload is not None:
+                if payload["exp"] > time.time():
+                    self._verified.move_to_end(encoded_token)
+                    return dict(payload)
+                del self._verified[encoded_token]
+        payload = super()._decode_jwt_from_config(encoded_token)
+        if "exp" in payload:  # every token DPIP mints expires; keep no other
+            with self._lock:
+                self._verified[encoded_token] = dict(payload)
+                if len(self._verified) > self._max_tokens:
+                    self._verified.popitem(last=False)
+        return payload
+
+
 def configure_jwt(app: Flask, secret: str, ttl_seconds: int) -> JWTManager:
     """Set flask-jwt-extended to check the tokens `foundation.tokens` mints."""
     app.config.update(
@@ -53,7 +99,7 @@ def configure_jwt(app: Flask, secret: str, ttl_seconds: int) -> JWTManager:
         JWT_ALGORITHM=ALGORITHM,
         JWT_DECODE_ALGORITHMS=[ALGORITHM],
     )
-    return JWTManager(app)
+    return CachingJWTManager(app, defaults.VERIFIED_TOKENS_CACHED)
 
 
 def mint_user_token(user: sqlite3.Row) -> str:
@@ -71,29 +117,36 @@ def current_principal() -> Principal:
     return current_user
 
 
+def _bearer(payload: dict) -> Bearer | None:
+    """The token's bearer, read once per request: the revocation check and the user lookup
+    both need it."""
+    read = g.get("dpip_bearer")
+    if read is not None and read[0] == payload["jti"]:
+        return read[1]
+    identity, jti = int(payload["sub"]), payload["jti"]
+    if payload.get(ROLE_CLAIM) == UserRole.WORKER.value:
+        bearer = bearers.worker_bearer(get_db(), identity, jti, payload.get(WORKER_TOKEN_ID_CLAIM))
+    else:  # a token without the generation claim counts as generation 0
+        bearer = bearers.user_bearer(get_db(), identity, jti, payload.get(GENERATION_CLAIM, 0))
+    g.dpip_bearer = (jti, bearer)
+    return bearer
+
+
 def init_app(app: Flask, secret: str, ttl_seconds: int) -> None:
     """Configure JWTs with lookups in the datastore and errors in the API's JSON shape."""
     jwt = configure_jwt(app, secret, ttl_seconds)
 
     @jwt.user_lookup_loader
     def load_principal(_header: dict, payload: dict) -> Principal | None:
-        identity = int(payload["sub"])
-        if payload.get(ROLE_CLAIM) == UserRole.WORKER.value:
-            row = workers.get_worker(get_db(), identity)
-            return None if row is None else Principal(row["id"], row["name"], UserRole.WORKER)
-        row = users.find_user_by_id(get_db(), identity)
-        return None if row is None else Principal(row["id"], row["username"], UserRole(row["role"]))
+        bearer = _bearer(payload)
+        return None if bearer is None else Principal(bearer.id, bearer.name, bearer.role)
 
     @jwt.token_in_blocklist_loader
     def is_revoked(_header: dict, payload: dict) -> bool:
-        if users.is_token_revoked(get_db(), payload["jti"]):
-            return True
-        if payload.get(ROLE_CLAIM) == UserRole.WORKER.value:
-            worker_id, token_id = int(payload["sub"]), payload.get(WORKER_TOKEN_ID_CLAIM)
-            return not workers.holds_token(get_db(), worker_id, token_id)
-        # A token without the generation claim counts as generation 0.
-        current = users.token_generation(get_db(), int(payload["sub"]))
-        return current is not None and current != payload.get(GENERATION_CLAIM, 0)
+        bearer = _bearer(payload)
+        if bearer is None:  # no such worker: its tokens died with it; no such user: 401 later
+            return payload.get(ROLE_CLAIM) == UserRole.WORKER.value
+        return bearer.revoked
 
     @jwt.unauthorized_loader
     def missing_token(reason: str):

@@ -42,6 +42,8 @@ LOGIN_ACCOUNT_FIRST_DELAY_S = 1.0  # then each attempt waits this long, doubling
 LOGIN_ACCOUNT_MAX_DELAY_S = 60.0  # the longest wait an account's failures impose
 LOGIN_ACCOUNT_MEMORY_S = 900.0  # an account's failures are forgotten this long after its last
 WORKER_TOKEN_TTL_SECONDS = 24 * 3600
+# Per API process: tokens whose signature and claims were checked, kept until they expire.
+VERIFIED_TOKENS_CACHED = 1024
 FILTERED_LISTS_CACHED_NUMBERS = 200_000  # filtered_images numbers kept per API process
 API_PROCESSES = 2  # gunicorn worker processes (each with its own GIL)
 API_THREADS = 8  # request threads per API process

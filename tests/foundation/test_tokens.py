@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 import jwt
 import pytest
 from flask import Flask
 from flask_jwt_extended import decode_token
 
-from api.tokens import configure_jwt
+from api.tokens import CachingJWTManager, configure_jwt
 from foundation.tokens import ALGORITHM, ROLE_CLAIM, WORKER_TOKEN_ID_CLAIM, mint_token
+from tests.conftest import wait_until
 
 SECRET = "a-test-secret-of-enough-length-for-hs256-0123456789"
 
@@ -58,3 +61,23 @@ def test_the_api_refuses_tokens_it_would_not_mint(api_app, forge):
 def test_the_algorithm_is_hs256():
     header = jwt.get_unverified_header(mint_token(SECRET, 1, "user", 60))
     assert header["alg"] == ALGORITHM == "HS256"
+
+
+def test_a_verified_token_is_refused_once_it_expires(api_app):
+    token = mint_token(SECRET, 1, "user", 1)
+    with api_app.app_context():
+        expires_at = decode_token(token)["exp"]  # verified, and kept
+        wait_until(lambda: time.time() > expires_at + 0.05, 5, "the token's expiry")
+        with pytest.raises(jwt.ExpiredSignatureError):
+            decode_token(token)
+
+
+def test_the_verified_tokens_kept_are_bounded():
+    app = Flask("tokens-bound-test")
+    app.config.update(JWT_SECRET_KEY=SECRET, JWT_DECODE_ALGORITHMS=[ALGORITHM])
+    manager = CachingJWTManager(app, max_tokens=2)
+    tokens = [mint_token(SECRET, user_id, "user", 60) for user_id in range(5)]
+    with app.app_context():
+        for _ in range(2):
+            assert [decode_token(token)["sub"] for token in tokens] == ["0", "1", "2", "3", "4"]
+    assert manager.tokens_kept == 2

@@ -48,10 +48,6 @@ def find_user_by_name(conn: sqlite3.Connection, username: str) -> sqlite3.Row | 
     return conn.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
 
 
-def find_user_by_id(conn: sqlite3.Connection, user_id: int) -> sqlite3.Row | None:
-    return conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
-
-
 def authenticate(conn: sqlite3.Connection, username: str, password: str) -> sqlite3.Row | None:
     """Return the user when the password matches its hash."""
     user = find_user_by_name(conn, username)
@@ -94,16 +90,3 @@ def revoke_token(conn: sqlite3.Connection, jti: str, expires_at: float) -> None:
         "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) VALUES (?, ?)", (jti, expires_at)
     )
     conn.execute("DELETE FROM revoked_tokens WHERE expires_at < ?", (time.time(),))
-
-
-def is_token_revoked(conn: sqlite3.Connection, jti: str) -> bool:
-    return conn.execute("SELECT 1 FROM revoked_tokens WHERE jti = ?", (jti,)).fetchone() is not None
-
-
-def token_generation(conn: sqlite3.Connection, user_id: int) -> int | None:
-    """The generation the user's valid tokens carry (None for no such user).
-
-    Each password change moves it up by one, so every token minted before is revoked.
-    """
-    row = conn.execute("SELECT token_generation FROM users WHERE id = ?", (user_id,)).fetchone()
-    return None if row is None else row[0]

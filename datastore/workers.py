@@ -111,10 +111,6 @@ def mark_dead(conn: sqlite3.Connection, worker_id: int) -> None:
     conn.execute("UPDATE workers SET alive = 0, running_jobs = 0 WHERE id = ?", (worker_id,))
 
 
-def get_worker(conn: sqlite3.Connection, worker_id: int) -> sqlite3.Row | None:
-    return conn.execute("SELECT * FROM workers WHERE id = ?", (worker_id,)).fetchone()
-
-
 def list_workers(conn: sqlite3.Connection) -> list[sqlite3.Row]:
     return conn.execute("SELECT * FROM workers ORDER BY id").fetchall()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import datastore
-from datastore import jobs, transaction, users, workloads
+from datastore import bearers, jobs, transaction, users, workloads
 from datastore.filtered_cache import FilteredImagesCache
 from datastore.jobs import QueuedJob
 from datastore.users import UserExists
@@ -620,24 +620,34 @@ def test_update_user(conn) -> None:
     assert users.authenticate(conn, "alice", "new password")["role"] == "admin"
 
 
-def test_revoke_token(conn) -> None:
+def test_revoke_token(conn, alice) -> None:
     future = 4_102_444_800.0  # 2100-01-01
-    assert not users.is_token_revoked(conn, "jti-1")
+    assert not bearers.user_bearer(conn, alice, "jti-1", 0).revoked
     users.revoke_token(conn, "jti-1", future)
-    assert users.is_token_revoked(conn, "jti-1")
-    assert not users.is_token_revoked(conn, "jti-2")
+    assert bearers.user_bearer(conn, alice, "jti-1", 0).revoked
+    assert not bearers.user_bearer(conn, alice, "jti-2", 0).revoked
     users.revoke_token(conn, "jti-1", future)  # revoking twice is harmless
-    assert users.is_token_revoked(conn, "jti-1")
+    assert bearers.user_bearer(conn, alice, "jti-1", 0).revoked
+
+
+def test_a_password_change_revokes_the_tokens_of_earlier_generations(conn, alice) -> None:
+    users.update_user(conn, "alice", password="new password")
+    assert bearers.user_bearer(conn, alice, "jti-1", 0).revoked
+    assert not bearers.user_bearer(conn, alice, "jti-1", 1).revoked
+    assert bearers.user_bearer(conn, 999_999, "jti-1", 0) is None  # no such user
 
 
 def test_revoking_purges_expired_entries(conn) -> None:
+    def revoked(jti: str) -> bool:
+        return conn.execute("SELECT 1 FROM revoked_tokens WHERE jti = ?", (jti,)).fetchone()
+
     users.revoke_token(conn, "long-gone", 1.0)
     # An already expired token is purged at once: it is refused as expired anyway.
-    assert not users.is_token_revoked(conn, "long-gone")
+    assert not revoked("long-gone")
     conn.execute("INSERT INTO revoked_tokens (jti, expires_at) VALUES ('stale', 1.0)")
     users.revoke_token(conn, "fresh", 4_102_444_800.0)
-    assert not users.is_token_revoked(conn, "stale")
-    assert users.is_token_revoked(conn, "fresh")
+    assert not revoked("stale")
+    assert revoked("fresh")
 
 
 def test_cached_filtered_list_follows_each_newly_done_job(conn, alice) -> None:

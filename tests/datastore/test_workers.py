@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 import datastore
-from datastore import transaction, workers
+from datastore import bearers, transaction, workers
 
 
 @pytest.fixture
@@ -57,3 +57,15 @@ def test_no_token_id_holds_nothing(conn) -> None:
     first = register(conn)
     assert not workers.holds_token(conn, first.worker_id, None)
     assert not workers.holds_token(conn, first.worker_id + 1, first.token_id)
+
+
+def test_a_workers_token_counts_only_for_its_live_membership(conn) -> None:
+    first = register(conn)
+    assert not bearers.worker_bearer(conn, first.worker_id, "jti", first.token_id).revoked
+    assert bearers.worker_bearer(conn, first.worker_id, "jti", None).revoked
+    second = register(conn)
+    assert bearers.worker_bearer(conn, first.worker_id, "jti", first.token_id).revoked
+    with transaction(conn) as db:
+        workers.mark_dead(db, first.worker_id)
+    assert bearers.worker_bearer(conn, first.worker_id, "jti", second.token_id).revoked
+    assert bearers.worker_bearer(conn, first.worker_id + 1, "jti", second.token_id) is None

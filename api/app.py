@@ -1,4 +1,5 @@
-"""The Flask app factory: defaults → configuration → blueprints and error handlers."""
+"""The Flask app factory: defaults → configuration → blueprints and error handlers, then the
+OpenAPI document of the routes."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from flask import Flask
 from api import (
     auth,
     db,
+    docs,
     images,
     job_images,
     status,
@@ -61,6 +63,8 @@ def create_app(config: ApiConfig, test_config: dict | None = None) -> Flask:
         job_images.bp,
         users.bp,
         status.bp,
+        docs.bp,
     ):
         app.register_blueprint(blueprint)
+    docs.install_document(app)
     return app

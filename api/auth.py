@@ -18,10 +18,40 @@ from api.db import get_db
 from api.errors import APIError, error_response
 from api.inputs import is_utf8, json_body
 from api.login_throttle import AccountDelay, LoginThrottle, retry_after_header
+from api.openapi import (
+    LOGIN,
+    TEXT,
+    TOO_LARGE,
+    choice,
+    component,
+    describe,
+    fields_body,
+    fields_of,
+    json_answer,
+    object_of,
+)
 from api.tokens import mint_user_token
 from datastore import transaction, users
+from protocol import UserRole
 
 bp = Blueprint("auth", __name__)
+
+PERSON_ROLES = [UserRole.ADMIN.value, UserRole.USER.value]
+CREDENTIALS = fields_of({"username": TEXT, "password": TEXT})
+LOGGED_IN = component(
+    "LoggedIn",
+    object_of(
+        {
+            "user": TEXT,
+            "role": choice(PERSON_ROLES),
+            "token": {"type": "string", "description": "send it as `Authorization: Bearer`"},
+        }
+    ),
+)
+THROTTLED = (
+    "`too_many_attempts`: too many failed logins from this address or for this account;"
+    " wait the Retry-After seconds (even the right password is refused until then)."
+)
 
 THROTTLE_EXTENSION = "dpip_login_throttle"
 
@@ -90,6 +120,22 @@ def verify_password(username: str, password: str) -> sqlite3.Row | None:
 
 
 @bp.route("/login", methods=["POST", "GET"])
+@describe(
+    "Log in",
+    "auth",
+    description="Send the username and password as HTTP Basic credentials, or as a JSON"
+    " object or form fields. Failed logins are throttled per (username, address), per address"
+    " and per account.",
+    security=LOGIN,
+    body=fields_body(CREDENTIALS),
+    answers={200: json_answer("A token for the user (one hour by default)", LOGGED_IN)},
+    errors={
+        400: "`missing_credentials`: no Basic credentials, nor a text username and password.",
+        401: "`bad_credentials`: wrong username or password.",
+        413: TOO_LARGE,
+        429: THROTTLED,
+    },
+)
 def login():
     user = verify_password(*_credentials())
     if user is None:
@@ -98,6 +144,11 @@ def login():
 
 
 @bp.delete("/logout")
+@describe(
+    "Log out: revoke this token for good",
+    "auth",
+    answers={200: json_answer("The token is revoked", object_of({"logout_message": TEXT}))},
+)
 @jwt_required()
 def logout():
     claims = get_jwt()

@@ -13,17 +13,50 @@ from api.access import require_assigned_job, require_result_of_own_job, visible_
 from api.db import get_db
 from api.errors import APIError, bad_request, forbidden, not_found
 from api.inputs import ID_CONVERTER, client_filename, parse_id, request_fields
+from api.openapi import (
+    ANY_TOKEN,
+    COUNT,
+    ID,
+    TEXT,
+    Answer,
+    binary,
+    choice,
+    describe,
+    json_answer,
+    object_of,
+    query,
+)
 from api.originals import StagedOriginal, store_originals
 from api.tokens import Principal, current_principal
 from datastore import jobs, transaction, workloads
 from imagestore import ImageName, ImageStore, LocalImageStore
 from imaging import ImageInfo, ImageRejected, ImageTooLarge, extension_of, inspect_image
+from imaging.inspection import ALLOWED_FORMATS
 from protocol import JobStatus
 
 bp = Blueprint("images", __name__)
 
 WORKLOAD_HINT = "; images are numbered per workload, so add ?workload_id=<id>"
 STORE_EXTENSION = "dpip_images"
+
+IMAGE_KINDS = ("original", "filtered")
+IMAGE_KIND = choice(IMAGE_KINDS) | {"default": "original"}
+IMAGE_CONTENT = {
+    media_type: binary(media_type)
+    for media_type in sorted({mime_type for _, mime_type in ALLOWED_FORMATS.values()})
+}
+ANY_IMAGE = binary("image/*")
+UPLOAD_FORM = {
+    "type": "object",
+    "properties": {
+        "workload_id": ID,
+        "data": ANY_IMAGE | {"description": "the image (or in `file`)"},
+        "file": ANY_IMAGE,
+        "type": IMAGE_KIND,
+        "image_id": ID | {"description": "with `type=filtered` (workers): the original's number"},
+        "filename": TEXT | {"description": "the image's name, kept as text"},
+    },
+}
 
 
 @bp.record_once
@@ -38,7 +71,7 @@ def image_store() -> ImageStore:
 
 def _image_type(fields: dict) -> str:
     kind = fields.get("type") or "original"
-    if kind not in ("original", "filtered"):
+    if kind not in IMAGE_KINDS:
         raise bad_request("'type' must be 'original' or 'filtered'", "invalid_field")
     return kind
 
@@ -103,6 +136,44 @@ def _store_filtered(principal: Principal, workload: sqlite3.Row, number: int, da
 
 
 @bp.post("/images")
+@describe(
+    "Upload an original image",
+    "images",
+    description="As a multipart form (the file in `data` or `file`, and `workload_id`), or as"
+    " the body itself with an image/* or application/octet-stream Content-Type (cheaper for"
+    " the API), with `workload_id` in the query string. JPEG, PNG, WEBP, BMP, TIFF and GIF,"
+    " recognised by their content. The image gets the workload's next number. Workers upload"
+    " results here with `type=filtered` and `image_id`.",
+    security=ANY_TOKEN,
+    parameters=(
+        query("workload_id", ID, "the workload (or a form field)"),
+        query("type", IMAGE_KIND, "`filtered`: a worker's result"),
+        query("image_id", ID, "with `type=filtered`: the original's number"),
+        query("filename", TEXT, "for a raw body: the image's name, kept as text"),
+    ),
+    body={
+        "multipart/form-data": UPLOAD_FORM,
+        "image/*": ANY_IMAGE,
+        "application/octet-stream": binary("application/octet-stream"),
+    },
+    body_required=True,
+    answers={
+        201: json_answer(
+            "The image is stored and its job queued",
+            object_of({"workload_id": COUNT, "image_id": COUNT, "type": choice(IMAGE_KINDS)}),
+        )
+    },
+    errors={
+        400: "`missing_field` (no `workload_id`, or no image), `invalid_field`, `not_an_image`,"
+        " `image_too_complex`, `invalid_json`.",
+        403: "`forbidden`: a user uploading a result, or a worker an original.",
+        404: "`not_found`: no such workload, or not yours.",
+        409: "`job_not_assigned`: a worker's result for a job it no longer holds.",
+        413: "`payload_too_large`: over the upload limit (`DPIP_MAX_UPLOAD_BYTES`);"
+        " `image_too_large`: over the pixel limit.",
+        507: "`insufficient_storage`: the image store's disk is full.",
+    },
+)
 @jwt_required()
 def upload_image():
     principal = current_principal()
@@ -121,6 +192,33 @@ def upload_image():
 
 
 @bp.get(f"/images/<{ID_CONVERTER}:image_id>")
+@describe(
+    "Download an image",
+    "images",
+    description="The original (by default) or its filtered result, in the original's format."
+    " `workload_id` and `type` may also come as form or JSON fields of the body. A worker"
+    " token gets only the originals of its jobs, and one 404 for anything else.",
+    security=ANY_TOKEN,
+    parameters=(
+        query("workload_id", ID, "the image's workload", required=True),
+        query("type", IMAGE_KIND, "`original` or `filtered`"),
+    ),
+    answers={
+        200: Answer("The image", IMAGE_CONTENT),
+        206: Answer(
+            "Part of the image, for a `Range` request",
+            IMAGE_CONTENT,
+            {"Content-Range": {"schema": TEXT, "description": "the part's bytes"}},
+        ),
+        304: Answer("Not modified since the `ETag` or date of `If-None-Match`/`-Modified-Since`"),
+    },
+    errors={
+        400: "`missing_field` (`workload_id`), `invalid_field`, `invalid_json`.",
+        404: "`not_found`: no such workload or image, not yours, or no filtered result (yet,"
+        " or the image failed: the message says which).",
+        416: "`requested_range_not_satisfiable`: a `Range` past the image's end.",
+    },
+)
 @jwt_required()
 def download_image(image_id: int):
     principal = current_principal()

@@ -22,11 +22,28 @@ MAX_ID = 2**62  # larger numbers would overflow SQLite's integers
 ID_CONVERTER = "id"  # the URL converter of ids, registered by the app
 
 
+def numbers_up_to(limit: int) -> str:
+    """A regular expression of the decimal numbers from 0 to `limit`, leading zeros allowed:
+    any number with fewer digits, or with as many, one that first falls below `limit`'s digit
+    at some position after sharing its digits before it, or `limit` itself."""
+    digits = str(limit)
+    branches = [f"[0-9]{{1,{len(digits) - 1}}}"] if len(digits) > 1 else []
+    for position, digit in enumerate(digits):
+        if digit != "0":
+            rest = len(digits) - position - 1
+            branches.append(f"{digits[:position]}[0-{int(digit) - 1}][0-9]{{{rest}}}")
+    branches.append(digits)
+    return f"0*(?:{'|'.join(branches)})"
+
+
 class IdConverter(IntegerConverter):
     """Ids in URLs: ASCII digits only (Werkzeug's `int` matches any script's digits, so
-    an Arabic-Indic one read as workload 1), at most MAX_ID; anything else does not match (404)."""
+    an Arabic-Indic one read as workload 1), at most MAX_ID; anything else does not match (404).
 
-    regex = r"[0-9]+"
+    The limit is in the regular expression, not only in `to_python`: Werkzeug answers a
+    number its converter refuses with 405 when the URL has a rule for another method."""
+
+    regex = numbers_up_to(MAX_ID)
 
     def __init__(self, url_map: Map) -> None:
         super().__init__(url_map, max=MAX_ID)

@@ -24,6 +24,17 @@ from api.db import get_db
 from api.errors import APIError, bad_request, forbidden
 from api.images import image_store
 from api.inputs import RequestFields, json_body, parse_id
+from api.openapi import (
+    ID,
+    TEXT,
+    WORKER_TOKEN,
+    Answer,
+    binary,
+    describe,
+    fields_of,
+    json_answer,
+    object_of,
+)
 from api.tokens import Principal, current_principal
 from datastore import jobs, transaction
 from datastore.jobs import HeldImage
@@ -37,6 +48,16 @@ STREAM_CHUNK_BYTES = 1024 * 1024
 NOT_ASSIGNED = "the image is not part of a job assigned to you"
 
 ImageKey = tuple[int, int]  # (workload id, image number)
+
+IMAGE_KEY = {"workload_id": ID, "image_id": ID}
+FRAMES_TEXT = (
+    f"Length-prefixed frames ({CONTENT_TYPE}), each a JSON head and an image's bytes; see"
+    " protocol/image_frames.py."
+)
+WORKER_ERRORS = {
+    403: "`forbidden`: a user token.",
+    413: "`too_many_images`: more images than a batch upload may hold.",
+}
 
 
 def _require_worker() -> Principal:
@@ -99,6 +120,28 @@ def _stream(pieces: list[bytes | BinaryIO]) -> Iterator[bytes]:
 
 
 @bp.post("/jobs/originals")
+@describe(
+    "Fetch the originals of your running jobs (workers only)",
+    "workers",
+    description=f"{FRAMES_TEXT} Each frame's head says `ok`, or `not_assigned` or `missing`"
+    " with no bytes.",
+    security=WORKER_TOKEN,
+    body={
+        "application/json": fields_of(
+            {
+                "images": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": fields_of(IMAGE_KEY, required=tuple(IMAGE_KEY)),
+                }
+            },
+            required=("images",),
+        )
+    },
+    body_required=True,
+    answers={200: Answer("One frame per image asked for", {CONTENT_TYPE: binary(CONTENT_TYPE)})},
+    errors={400: "`invalid_field`: the body is not a list of distinct images."} | WORKER_ERRORS,
+)
 @jwt_required()
 def download_originals() -> Response:
     """The originals of the named images, each in a frame saying `ok` or why not."""
@@ -135,6 +178,29 @@ def download_originals() -> Response:
 
 
 @bp.post("/jobs/results")
+@describe(
+    "Deliver the results of your running jobs (workers only)",
+    "workers",
+    description=f"{FRAMES_TEXT} Each result is checked like an upload; all are stored in one"
+    " transaction, each only if its job still runs on this worker.",
+    security=WORKER_TOKEN,
+    body={CONTENT_TYPE: binary(CONTENT_TYPE)},
+    body_required=True,
+    answers={
+        200: json_answer(
+            "Per image: `stored`, `not_assigned`, or why the check refused it",
+            object_of(
+                {
+                    "results": {
+                        "type": "array",
+                        "items": object_of(IMAGE_KEY | {"status": TEXT, "message": TEXT}),
+                    }
+                }
+            ),
+        )
+    },
+    errors={400: "`invalid_field`, `invalid_frames`."} | WORKER_ERRORS,
+)
 @jwt_required()
 def upload_results():
     """Store each result of a job that runs on this worker, all in one transaction; answer

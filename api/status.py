@@ -11,14 +11,80 @@ from flask_jwt_extended import jwt_required
 from api.access import require_person
 from api.db import get_db
 from api.inputs import iso_time
+from api.openapi import (
+    COUNT,
+    TEXT,
+    TIME,
+    WORKER_FORBIDDEN,
+    choice,
+    component,
+    describe,
+    json_answer,
+    object_of,
+)
 from datastore import workers, workloads
+from protocol import WorkloadStatus
 
 bp = Blueprint("status", __name__)
 
 SYSTEM_NAME = "DPIP"
 
+PERCENT = {"type": "number", "minimum": 0}
+ACTIVE_WORKLOAD = object_of(
+    {
+        "workload_id": COUNT,
+        "workload_name": TEXT,
+        "status": choice(status.value for status in WorkloadStatus),
+        "progress": {"type": "number", "minimum": 0, "maximum": 1},
+        "running_jobs": COUNT,
+    }
+)
+WORKER = object_of(
+    {
+        "name": TEXT,
+        "tags": {"type": "array", "items": TEXT},
+        "cpu": PERCENT,
+        "memory": PERCENT,
+        "gpu": {
+            "description": "the host's first NVIDIA GPU, if any",
+            "anyOf": [
+                {
+                    "type": "object",
+                    "properties": {"utilization_percent": PERCENT, "memory_percent": PERCENT},
+                },
+                {"type": "null"},
+            ],
+        },
+        "host": object_of({"cpu_percent": PERCENT, "memory_percent": PERCENT}),
+        "process": object_of({"cpu_percent": PERCENT, "rss_mb": PERCENT}),
+        "running_jobs": COUNT,
+        "concurrency": COUNT,
+        "last_seen": TIME,
+        "alive": {"type": "boolean"},
+    }
+)
+STATUS = component(
+    "Status",
+    object_of(
+        {
+            "system_name": TEXT,
+            "server_time": TIME,
+            "active_workloads": {"type": "array", "items": ACTIVE_WORKLOAD},
+            "workers": {"type": "array", "items": WORKER},
+        }
+    ),
+)
+
 
 @bp.get("/status")
+@describe(
+    "The system's status",
+    "status",
+    description="The time, the caller's active workloads (everyone's for an admin) and every"
+    " worker with its latest telemetry.",
+    answers={200: json_answer("The status", STATUS)},
+    errors={403: WORKER_FORBIDDEN},
+)
 @jwt_required()
 def status():
     principal = require_person()

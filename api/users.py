@@ -14,16 +14,67 @@ from flask_jwt_extended import jwt_required
 
 import accounts
 from api.access import require_admin, require_person
-from api.auth import verify_password
+from api.auth import PERSON_ROLES, THROTTLED, verify_password
 from api.db import get_db
 from api.errors import APIError, bad_request, not_found
 from api.images import image_store
 from api.inputs import is_utf8, request_fields
+from api.openapi import (
+    TEXT,
+    TOO_LARGE,
+    WORKER_FORBIDDEN,
+    choice,
+    component,
+    describe,
+    fields_body,
+    fields_of,
+    json_answer,
+    object_of,
+)
 from api.tokens import mint_user_token
 from datastore import transaction, users
 from protocol import UserRole
 
 bp = Blueprint("users", __name__)
+
+MAX_USERNAME_CHARS = 64
+PASSWORD = {"type": "string", "minLength": accounts.MIN_PASSWORD_CHARS}
+ROLE = choice(PERSON_ROLES)
+USER = component("User", object_of({"username": TEXT, "role": ROLE}))
+USER_WITH_TOKEN = component(
+    "UserWithToken",
+    object_of(
+        {
+            "username": TEXT,
+            "role": ROLE,
+            "token": {
+                "type": "string",
+                "description": "after a change of your own password: your new token",
+            },
+        },
+        optional=("token",),
+    ),
+)
+NEW_USER_FIELDS = fields_of(
+    {
+        "username": {"type": "string", "minLength": 1, "maxLength": MAX_USERNAME_CHARS},
+        "password": PASSWORD,
+        "role": ROLE | {"default": UserRole.USER.value},
+    },
+    required=("username", "password"),
+)
+CHANGED_FIELDS = fields_of(
+    {
+        "password": PASSWORD,
+        "role": ROLE,
+        "current_password": {
+            "type": "string",
+            "description": "needed to change your own password",
+        },
+    }
+)
+NO_SUCH_USER = "`not_found`: no such user (or, for a user, anyone but themselves)."
+ADMINS_ONLY = "`forbidden`: not an admin, or a worker token."
 
 
 def describe_user(row: sqlite3.Row) -> dict:
@@ -53,6 +104,12 @@ def _existing(username: str) -> sqlite3.Row:
 
 
 @bp.get("/users")
+@describe(
+    "List users (admins)",
+    "users",
+    answers={200: json_answer("The users", object_of({"users": {"type": "array", "items": USER}}))},
+    errors={403: ADMINS_ONLY},
+)
 @jwt_required()
 def list_users():
     require_admin()
@@ -60,6 +117,19 @@ def list_users():
 
 
 @bp.post("/users")
+@describe(
+    "Create a user (admins)",
+    "users",
+    body=fields_body(NEW_USER_FIELDS),
+    body_required=True,
+    answers={201: json_answer("The new user", USER)},
+    errors={
+        400: "`invalid_username`, `invalid_password`, `invalid_role`, `invalid_json`.",
+        403: ADMINS_ONLY,
+        409: "`duplicate_username`: the name is taken.",
+        413: TOO_LARGE,
+    },
+)
 @jwt_required()
 def create_user():
     require_admin()
@@ -68,10 +138,12 @@ def create_user():
     if (
         not isinstance(username, str)
         or not username.isprintable()
-        or not 0 < len(username) <= 64
+        or not 0 < len(username) <= MAX_USERNAME_CHARS
         or not is_utf8(username)
     ):
-        raise bad_request("'username' must be 1-64 printable characters", "invalid_username")
+        raise bad_request(
+            f"'username' must be 1-{MAX_USERNAME_CHARS} printable characters", "invalid_username"
+        )
     password = accounts.check_password(fields.get("password"))
     role = _role(fields.get("role", UserRole.USER.value))
     with transaction(get_db()) as db:
@@ -80,6 +152,13 @@ def create_user():
 
 
 @bp.get("/users/<username>")
+@describe(
+    "Get a user",
+    "users",
+    description="Admins may get anyone; users only themselves.",
+    answers={200: json_answer("The user", USER)},
+    errors={403: WORKER_FORBIDDEN, 404: NO_SUCH_USER},
+)
 @jwt_required()
 def get_user(username: str):
     principal = require_person()
@@ -89,6 +168,25 @@ def get_user(username: str):
 
 
 @bp.route("/users/<username>", methods=["PUT", "PATCH"])
+@describe(
+    "Change a user's password or role",
+    "users",
+    description="PUT and PATCH are the same partial update. Users may change their own"
+    " password (with `current_password`, checked like a login); only admins change roles"
+    " or reset others' passwords. A password change revokes every token of the user.",
+    body=fields_body(CHANGED_FIELDS),
+    body_required=True,
+    answers={200: json_answer("The user", USER_WITH_TOKEN)},
+    errors={
+        400: "`missing_field`, `invalid_password`, `invalid_role`, `cannot_demote_self`,"
+        " `invalid_json`.",
+        403: "`forbidden`: a role change by a non-admin, or a worker token; `wrong_password`:"
+        " the `current_password` is wrong.",
+        404: NO_SUCH_USER,
+        413: TOO_LARGE,
+        429: THROTTLED,
+    },
+)
 @jwt_required()
 def update_user(username: str):
     principal = require_person()
@@ -117,6 +215,16 @@ def update_user(username: str):
 
 
 @bp.delete("/users/<username>")
+@describe(
+    "Delete a user with all their workloads and images (admins)",
+    "users",
+    answers={200: json_answer("The user is deleted", object_of({"deleted": TEXT}))},
+    errors={
+        400: "`cannot_delete_self`.",
+        403: ADMINS_ONLY,
+        404: "`not_found`: no such user.",
+    },
+)
 @jwt_required()
 def delete_user(username: str):
     principal = require_admin()

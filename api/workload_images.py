@@ -13,19 +13,41 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from flask_jwt_extended import jwt_required
 
 from api.access import require_person, visible_workload
-from api.batch_input import batch_members
+from api.batch_input import (
+    IMAGE_FIELD,
+    MULTIPART_MEDIA_TYPE,
+    TAR_MEDIA_TYPE,
+    ZIP_MEDIA_TYPE,
+    batch_members,
+)
 from api.batch_members import BatchLimits, Member
 from api.config import ApiConfig
 from api.db import get_db
 from api.errors import APIError, bad_request
-from api.images import image_store
+from api.images import IMAGE_KINDS, image_store
 from api.inputs import ID_CONVERTER, parse_id
+from api.openapi import (
+    COUNT,
+    ID,
+    TEXT,
+    TEXT_OR_NULL,
+    WORKER_FORBIDDEN,
+    Answer,
+    binary,
+    choice,
+    component,
+    describe,
+    json_answer,
+    object_of,
+    query,
+)
 from api.originals import StagedOriginal, store_originals
 from api.zip_stream import ZipEntry, stream_zip
 from datastore import workloads
 from foundation import defaults
 from imagestore import ImageName, ImageStore
 from imaging import ImageInfo, ImageRejected, extension_of, inspect_image
+from imaging.inspection import ALLOWED_FORMATS
 from protocol import JobStatus
 
 bp = Blueprint("workload_images", __name__)
@@ -33,7 +55,40 @@ bp = Blueprint("workload_images", __name__)
 WORKLOAD_IMAGES = f"/workloads/<{ID_CONVERTER}:workload_id>"
 MANIFEST_NAME = "manifest.json"
 DEFLATED_FORMATS = frozenset({"BMP", "TIFF"})  # usually uncompressed; the others are stored
-IMAGE_KINDS = ("original", "filtered")
+
+NO_SUCH_WORKLOAD = "`not_found`: no such workload, or not yours."
+JOB_STATUS = choice(status.value for status in JobStatus)
+COUNT_OR_NULL = {"type": ["integer", "null"], "minimum": 0}
+IMAGE = component(
+    "Image",
+    object_of(
+        {
+            "image_id": COUNT,
+            "filename": TEXT_OR_NULL,
+            "size": COUNT_OR_NULL | {"description": "the original's bytes"},
+            "format": choice(sorted(ALLOWED_FORMATS)),
+            "width": COUNT,
+            "height": COUNT,
+            "status": JOB_STATUS,
+            "error": TEXT_OR_NULL | {"description": "why it failed, if it did"},
+        }
+    ),
+)
+BATCH_BODY = {
+    MULTIPART_MEDIA_TYPE: {
+        "type": "object",
+        "properties": {
+            IMAGE_FIELD: {
+                "type": "array",
+                "items": binary("image/*"),
+                "description": "one file part per image, in order",
+            }
+        },
+        "required": [IMAGE_FIELD],
+    },
+    ZIP_MEDIA_TYPE: binary(ZIP_MEDIA_TYPE),
+    TAR_MEDIA_TYPE: binary(TAR_MEDIA_TYPE),
+}
 
 
 def _batch_limits(config: ApiConfig) -> BatchLimits:
@@ -54,6 +109,40 @@ def _inspected(member: Member, data: bytes, config: ApiConfig) -> ImageInfo:
 
 
 @bp.post(f"{WORKLOAD_IMAGES}/images")
+@describe(
+    "Upload many originals at once",
+    "images",
+    description="A multipart form with one file part `data` per image, or a zip or an"
+    " uncompressed tar of the images (directories skipped; a member's path is its filename)."
+    " All or nothing: every image is checked before any is stored. They are numbered in the"
+    " order sent. A 400 names the first bad image by its index and filename.",
+    body=BATCH_BODY,
+    body_required=True,
+    answers={
+        201: json_answer(
+            "The images, in the order sent",
+            object_of(
+                {
+                    "workload_id": COUNT,
+                    "images": {
+                        "type": "array",
+                        "items": object_of({"image_id": COUNT, "filename": TEXT_OR_NULL}),
+                    },
+                }
+            ),
+        )
+    },
+    errors={
+        400: "`invalid_batch`, `missing_field` (no image), `not_an_image`, `image_too_complex`,"
+        " `image_too_large` (one image over the limits).",
+        403: WORKER_FORBIDDEN,
+        404: NO_SUCH_WORKLOAD,
+        413: "`too_many_images`; `payload_too_large`: the body, or its images unpacked, over"
+        " the batch limit (`DPIP_MAX_BATCH_BYTES`).",
+        415: "`unsupported_media_type`: not a multipart form, a zip or a tar.",
+        507: "`insufficient_storage`: the image store's disk is full.",
+    },
+)
 @jwt_required()
 def upload_batch(workload_id: int):
     """Store every image of the batch, or none: each is checked and staged first, then one
@@ -118,6 +207,40 @@ def _describe_image(row: sqlite3.Row) -> dict[str, Any]:
 
 
 @bp.get(f"{WORKLOAD_IMAGES}/images")
+@describe(
+    "List a workload's images, page by page",
+    "images",
+    parameters=(
+        query("status", JOB_STATUS, "only the images of this status"),
+        query("offset", ID | {"default": 0}, "images to skip"),
+        query(
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": defaults.MAX_IMAGES_PAGE}
+            | {"default": defaults.IMAGES_PAGE_DEFAULT},
+            "images per page (at most `DPIP_MAX_IMAGES_PAGE`)",
+        ),
+    ),
+    answers={
+        200: json_answer(
+            "A page of the images, in number order",
+            object_of(
+                {
+                    "workload_id": COUNT,
+                    "status": {"anyOf": [JOB_STATUS, {"type": "null"}]},
+                    "total": COUNT | {"description": "the images the `status` filter matches"},
+                    "offset": COUNT,
+                    "limit": COUNT,
+                    "images": {"type": "array", "items": IMAGE},
+                }
+            ),
+        )
+    },
+    errors={
+        400: "`invalid_field`: `status`, `offset` or `limit`.",
+        403: WORKER_FORBIDDEN,
+        404: NO_SUCH_WORKLOAD,
+    },
+)
 @jwt_required()
 def list_images(workload_id: int):
     workload = visible_workload(require_person(), workload_id)
@@ -147,6 +270,27 @@ def _archive_entries(
 
 
 @bp.get(f"{WORKLOAD_IMAGES}/archive")
+@describe(
+    "Download the workload's images as one zip",
+    "images",
+    description="Streamed as it is written: one entry per image ready when the request came"
+    " (`000042.jpg`), then `manifest.json` listing every image with its status.",
+    parameters=(
+        query("type", choice(IMAGE_KINDS) | {"default": "filtered"}, "results or originals"),
+    ),
+    answers={
+        200: Answer(
+            "The zip",
+            {ZIP_MEDIA_TYPE: binary(ZIP_MEDIA_TYPE)},
+            {"Content-Disposition": {"schema": TEXT, "description": "the zip's file name"}},
+        )
+    },
+    errors={
+        400: "`invalid_field`: `type`.",
+        403: WORKER_FORBIDDEN,
+        404: NO_SUCH_WORKLOAD,
+    },
+)
 @jwt_required()
 def download_archive(workload_id: int):
     """Stream a zip of the images ready now (one datastore read), then `manifest.json`."""
@@ -168,7 +312,7 @@ def download_archive(workload_id: int):
     )
     head = {"workload_id": workload["id"], "type": kind}
     chunks = stream_zip(entries, MANIFEST_NAME, head, manifest, defaults.ARCHIVE_CHUNK_BYTES)
-    response = Response(chunks, mimetype="application/zip")
+    response = Response(chunks, mimetype=ZIP_MEDIA_TYPE)
     response.headers["Content-Disposition"] = (
         f'attachment; filename="workload-{workload["id"]}-{kind}.zip"'
     )

@@ -15,12 +15,92 @@ from api.access import require_person, visible_workload
 from api.db import get_db
 from api.errors import APIError, bad_request
 from api.inputs import ID_CONVERTER, iso_time, parse_id, request_fields
+from api.openapi import (
+    COUNT,
+    ID,
+    TEXT,
+    TEXT_OR_NULL,
+    TIME,
+    TOO_LARGE,
+    WORKER_FORBIDDEN,
+    choice,
+    component,
+    describe,
+    fields_body,
+    fields_of,
+    json_answer,
+    object_of,
+    query,
+)
 from api.validation import validate_workload_request
 from datastore import transaction, workloads
 from foundation import defaults
-from protocol import WorkloadStatus
+from imaging import FILTERS
+from protocol import JobStatus, WorkloadStatus
 
 bp = Blueprint("workloads", __name__)
+
+TAG_TEXT = {"type": "string", "pattern": f"^[A-Za-z0-9._-]{{1,{defaults.MAX_TAG_CHARS}}}$"}
+WORKLOAD_FIELDS = fields_of(
+    {
+        "workload_name": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": defaults.MAX_WORKLOAD_NAME_CHARS,
+            "description": "unique among your workloads; no `/`, `\\`, `..` or control"
+            " characters; `workload-YYYYMMDD-HHMMSS-xxxxxx` when left out",
+        },
+        "filter": choice(sorted(FILTERS)) | {"default": defaults.DEFAULT_FILTER},
+        "radius": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": defaults.MAX_BLUR_RADIUS,
+            "default": defaults.DEFAULT_BLUR_RADIUS,
+            "description": "the blur's radius (blur only)",
+        },
+        "tags": {
+            "description": "worker tags every job needs: a list, or one comma-separated text",
+            "anyOf": [
+                {"type": "array", "items": TAG_TEXT, "maxItems": defaults.MAX_TAGS},
+                TEXT,
+            ],
+        },
+    }
+)
+WORKLOAD = component(
+    "Workload",
+    object_of(
+        {
+            "workload_id": COUNT,
+            "workload_name": TEXT,
+            "filter": choice(sorted(FILTERS)),
+            "params": {"type": "object", "description": "the filter's parameters"},
+            "tags": {"type": "array", "items": TEXT},
+            "status": choice(status.value for status in WorkloadStatus),
+            "progress": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 1,
+                "description": "the share of its images finished, done or failed",
+            },
+            "running_jobs": COUNT,
+            "images": object_of({"total": COUNT} | {status.value: COUNT for status in JobStatus}),
+            "created_at": TIME,
+            "radius": {"type": "number", "description": "blur only"},
+            "filtered_images": {
+                "type": "array",
+                "items": COUNT,
+                "description": "the numbers of the images whose result is ready (not in lists)",
+            },
+            "failed_images": {
+                "type": "array",
+                "items": object_of({"image_id": COUNT, "error": TEXT_OR_NULL}),
+                "description": "the images that failed for good, and why (not in lists)",
+            },
+        },
+        optional=("radius", "filtered_images", "failed_images"),
+    ),
+)
 
 
 def describe_workload(row: sqlite3.Row, with_lists: bool = True) -> dict[str, Any]:
@@ -56,6 +136,20 @@ def describe_workload(row: sqlite3.Row, with_lists: bool = True) -> dict[str, An
 
 
 @bp.post("/workloads")
+@describe(
+    "Create a workload",
+    "workloads",
+    description="Every field is optional: an empty body makes a grayscale workload.",
+    body=fields_body(WORKLOAD_FIELDS),
+    answers={201: json_answer("The new workload", WORKLOAD)},
+    errors={
+        400: "`invalid_workload_name`, `unknown_filter`, `invalid_parameter`, `invalid_tags`,"
+        " `invalid_json`.",
+        403: WORKER_FORBIDDEN,
+        409: "`duplicate_workload_name`: you have a workload of that name.",
+        413: TOO_LARGE,
+    },
+)
 @jwt_required()
 def create_workload():
     principal = require_person()
@@ -71,6 +165,17 @@ def create_workload():
 
 
 @bp.get("/workloads")
+@describe(
+    "List workloads",
+    "workloads",
+    description="Yours (everyone's for an admin), oldest first, without the image lists.",
+    answers={
+        200: json_answer(
+            "The workloads", object_of({"workloads": {"type": "array", "items": WORKLOAD}})
+        )
+    },
+    errors={403: WORKER_FORBIDDEN},
+)
 @jwt_required()
 def list_workloads():
     principal = require_person()
@@ -79,6 +184,32 @@ def list_workloads():
 
 
 @bp.get(f"/workloads/<{ID_CONVERTER}:workload_id>")
+@describe(
+    "Get a workload, or wait for its progress",
+    "workloads",
+    description="With `wait`, a long poll: the answer comes once more images are finished"
+    " than `seen` (by default, than when the request came), once the workload is completed,"
+    " or after `wait` seconds, whichever is first. Passing the last answer's done + failed as"
+    " `seen` misses nothing.",
+    parameters=(
+        query(
+            "wait",
+            {"type": "number", "minimum": 0, "maximum": defaults.WORKLOAD_WAIT_MAX_S},
+            "seconds to wait for progress",
+        ),
+        query(
+            "seen",
+            ID,
+            "the count of finished images already seen (with `wait`)",
+        ),
+    ),
+    answers={200: json_answer("The workload, with its image lists", WORKLOAD)},
+    errors={
+        400: "`invalid_field`: `wait` or `seen`.",
+        403: WORKER_FORBIDDEN,
+        404: "`not_found`: no such workload, or not yours.",
+    },
+)
 @jwt_required()
 def get_workload(workload_id: int):
     principal = require_person()

@@ -25,10 +25,11 @@ from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Any
 
+from client import Client, ClientError
 from stress.archive import check_archives
 from stress.batches import BATCH_ENCODINGS, MAX_BATCH
-from stress.client import Client, create_workloads, wait_for_workers
-from stress.errors import RequestFailed, SetupFailed
+from stress.client import create_workloads, logged_in, wait_for_workers
+from stress.errors import SetupFailed
 from stress.images import FORMATS, generate_images
 from stress.profile import profiled, py_spy_command
 from stress.report import build_report, cpu_per_image, print_report
@@ -42,13 +43,27 @@ def stress(
     system: System, args: argparse.Namespace, images: list[bytes], pool: Pool, deadline: float
 ) -> dict[str, Any]:
     """Prepare the system, run the timed part, then verify; return the report."""
-    client = Client(system.url)
     try:
-        client.login(system.user, system.password)
+        client = logged_in(system.url, system.user, system.password)
+    except ClientError as e:
+        raise SetupFailed(f"could not log in: {e}") from e
+    with client:
+        return _stress_as(client, system, args, images, pool, deadline)
+
+
+def _stress_as(
+    client: Client,
+    system: System,
+    args: argparse.Namespace,
+    images: list[bytes],
+    pool: Pool,
+    deadline: float,
+) -> dict[str, Any]:
+    try:
         if system.supervisor is not None:
             wait_for_workers(client, args.workers, deadline)
         workloads = create_workloads(client, args)
-    except RequestFailed as e:
+    except ClientError as e:
         raise SetupFailed(f"could not prepare the run: {e}") from e
     run = StressRun(
         client, images, workloads, args.format, args.upload_as, deadline, args.quiet, args.batch
@@ -168,7 +183,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--upload-as",
         choices=("body", *BATCH_ENCODINGS),
-        help="one image a request: as the request body (default) or a multipart form; "
+        help="one image a request: as the request body (the only way); "
         "--batch: a multipart form with one part per image (default), a zip or a tar",
     )
     parser.add_argument(
@@ -204,7 +219,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--sequential uploads one image at a time: no --batch")
     if args.upload_as is None:
         args.upload_as = "form" if args.batch else "body"
-    elif args.upload_as not in (BATCH_ENCODINGS if args.batch else ("body", "form")):
+    elif args.upload_as not in (BATCH_ENCODINGS if args.batch else ("body",)):
         unit = "a batch" if args.batch else "one image a request (add --batch N)"
         parser.error(f"--upload-as {args.upload_as} is not a way to send {unit}")
     return args

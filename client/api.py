@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 from client import defaults
@@ -28,6 +28,9 @@ from client.retries import RetryPolicy
 from client.transport import DEFAULT_TIMEOUT, Timeout, Transport
 from client.uploads import MultipartForm, UploadItem, UploadPart, as_part, in_batches, send_in_order
 
+RAW_IMAGE_HEADERS = {"Content-Type": "application/octet-stream"}
+ARCHIVE_TYPES = {"zip": "application/zip", "tar": "application/x-tar"}
+
 
 def _users(body: Any) -> tuple[User, ...]:
     return tuple(map(User.from_json, body["users"]))
@@ -35,6 +38,10 @@ def _users(body: Any) -> tuple[User, ...]:
 
 def _login_answer(body: Any) -> tuple[str, User]:
     return str(body["token"]), User(str(body["user"]), str(body["role"]))
+
+
+def _uploaded(body: Any) -> list[UploadedImage]:
+    return [UploadedImage.from_json(image) for image in body["images"]]
 
 
 def _page(body: Any) -> tuple[int, list[ImageInfo]]:
@@ -142,8 +149,23 @@ class Client:
         body = self._transport.json("GET", "/workloads")
         return decode(lambda body: tuple(map(Workload.from_json, body["workloads"])), body)
 
-    def workload(self, workload_id: int) -> Workload:
-        return decode(Workload.from_json, self._transport.json("GET", f"/workloads/{workload_id}"))
+    def workload(
+        self, workload_id: int, *, wait: float | None = None, seen: int | None = None
+    ) -> Workload:
+        """The workload now; with `wait` (seconds), once more than `seen` of its images are
+        finished, or the wait ran out, or at once if already so (one step of the long poll)."""
+        params: dict[str, Any] = {}
+        timeout = None
+        if wait is not None:
+            params["wait"] = f"{wait:.3f}"
+            connect_s, read_s = self._transport.timeout
+            timeout = (connect_s, read_s + wait)
+        if seen is not None:
+            params["seen"] = seen
+        body = self._transport.json(
+            "GET", f"/workloads/{workload_id}", params=params or None, timeout=timeout
+        )
+        return decode(Workload.from_json, body)
 
     def wait(
         self,
@@ -160,22 +182,12 @@ class Client:
         without images is never completed.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        connect_s, read_s = self._transport.timeout
         seen: int | None = None
         while True:
             remaining_s = defaults.WAIT_MAX_S if deadline is None else deadline - time.monotonic()
             wait_s = max(0.0, min(defaults.WAIT_MAX_S, remaining_s))
-            params: dict[str, Any] = {"wait": f"{wait_s:.3f}"}
-            if seen is not None:
-                params["seen"] = seen
             asked = time.monotonic()
-            body = self._transport.json(
-                "GET",
-                f"/workloads/{workload_id}",
-                params=params,
-                timeout=(connect_s, read_s + wait_s),
-            )
-            workload = decode(Workload.from_json, body)
+            workload = self.workload(workload_id, wait=wait_s, seen=seen)
             news = workload.images.finished != seen
             if news and on_progress is not None:
                 on_progress(workload)
@@ -217,9 +229,8 @@ class Client:
         def send(batch_parts: Sequence[UploadPart]) -> list[UploadedImage]:
             form = MultipartForm(batch_parts)
             headers = {"Content-Type": form.content_type}
-            body = self._transport.json("POST", path, data=form, headers=headers)
             uploaded = decode(
-                lambda body: [UploadedImage.from_json(image) for image in body["images"]], body
+                _uploaded, self._transport.json("POST", path, data=form, headers=headers)
             )
             if len(uploaded) != len(batch_parts):
                 raise UnexpectedAnswer(f"{len(batch_parts)} images sent, {len(uploaded)} stored")
@@ -232,6 +243,38 @@ class Client:
             in_flight or self.upload_threads,
             on_batch,
         )
+
+    def upload_image(
+        self, workload_id: int, image: bytes | str | Path, filename: str | None = None
+    ) -> UploadedImage:
+        """Upload one image with `POST /images`, its bytes as the body (the cheapest upload
+        for the API); a path's name is kept unless `filename` is given."""
+        part = as_part(image if filename is None else (filename, image))
+        params: dict[str, Any] = {"workload_id": workload_id}
+        if part.filename is not None:
+            params["filename"] = part.filename
+        answer = self._transport.json(
+            "POST", "/images", params=params, data=part.body(), headers=RAW_IMAGE_HEADERS
+        )
+        return UploadedImage(decode(lambda body: int(body["image_id"]), answer), part.filename)
+
+    def upload_archive(
+        self, workload_id: int, archive: bytes | str | Path, kind: str | None = None
+    ) -> list[UploadedImage]:
+        """Upload a zip or a tar of images as one batch, as it is; `kind` (`zip` or `tar`)
+        is read from a path's suffix when not given. Answers the images in member order."""
+        if kind is None and not isinstance(archive, bytes):
+            kind = Path(archive).suffix.lstrip(".").lower()
+        if kind not in ARCHIVE_TYPES:
+            raise ValueError(f"an archive is a zip or a tar, not {kind!r}")
+        part = as_part(("archive", archive))
+        answer = self._transport.json(
+            "POST",
+            f"/workloads/{workload_id}/images",
+            data=part.body(),
+            headers={"Content-Type": ARCHIVE_TYPES[kind]},
+        )
+        return decode(_uploaded, answer)
 
     def _upload_executor(self) -> ThreadPoolExecutor:
         with self._executor_lock:
@@ -274,6 +317,12 @@ class Client:
         params = {"workload_id": workload_id, "type": type}
         with written_whole(Path(path)) as file:
             return self._transport.download(f"/images/{number}", file, params=params)
+
+    def download_archive(self, workload_id: int, sink: BinaryIO, type: str = "filtered") -> int:
+        """Stream the workload's archive (a zip, `manifest.json` last) into `sink` as it
+        arrives, unread; answer its size in bytes. `download_all` unpacks it instead."""
+        path = f"/workloads/{workload_id}/archive"
+        return self._transport.download(path, sink, params={"type": type})
 
     def download_all(
         self, workload_id: int, out_dir: str | Path, type: str = "filtered"

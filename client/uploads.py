@@ -50,6 +50,27 @@ class UploadPart:
         if changed:
             raise UploadSourceError(f"{self.source} changed size while it was being sent")
 
+    def body(self, chunk_bytes: int = defaults.UPLOAD_CHUNK_BYTES) -> bytes | SizedBody:
+        """The image as a request's whole body: its bytes, or its file read as it is sent."""
+        if isinstance(self.source, bytes):
+            return self.source
+        return SizedBody(self.size, lambda: self.chunks(chunk_bytes))
+
+
+class SizedBody:
+    """A body of known length (sent with a Content-Length, not chunked), made of pieces
+    produced afresh on each iteration, so a resend sends it whole again."""
+
+    def __init__(self, length: int, pieces: Callable[[], Iterator[bytes]]) -> None:
+        self.length = length
+        self._pieces = pieces
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._pieces()
+
 
 def _file_part(filename: str | None, path: str | os.PathLike) -> UploadPart:
     path = Path(path)

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from multiprocessing.pool import Pool
 from typing import Any, BinaryIO
 
-from stress.errors import RequestFailed
+from client import ClientError
+from stress.client import failure
 from stress.images import FORMATS, Check, verdicts
 from stress.run import StressRun
 from stress.system import System, watch_api_rss
@@ -155,10 +156,10 @@ def check_archives(run: StressRun, system: System, pool: Pool, radius: float) ->
     totals = ArchiveTotals()
     image_format = FORMATS[run.format_name][0]
     for workload in run.workloads:
-        expected = _expected(run, workload.workload_id)
+        expected = _expected(run, workload.id)
         with tempfile.TemporaryFile(prefix="dpip-stress-archive-") as file:
             with watch_api_rss(system, RSS_SAMPLE_S) as rss:
-                downloaded = _timed_download(run, workload.workload_id, file)
+                downloaded = _timed_download(run, workload.id, file)
             if downloaded is None:
                 continue
             totals.size_bytes += downloaded[0]
@@ -171,9 +172,9 @@ def check_archives(run: StressRun, system: System, pool: Pool, radius: float) ->
         index_of = run.observed.index_of
         checks = [
             Check(
-                run.images[index_of[(workload.workload_id, number)]],
+                run.images[index_of[(workload.id, number)]],
                 data,
-                workload.filter_name,
+                workload.filter,
                 radius,
                 image_format,
             )
@@ -188,11 +189,9 @@ def _timed_download(run: StressRun, workload_id: int, file: BinaryIO) -> tuple[i
     to its last byte; None (and an error recorded) when the download failed."""
     started = time.perf_counter()
     try:
-        size = run.client.download_to(
-            f"/workloads/{workload_id}/archive", file, params={"type": "filtered"}
-        )
-    except RequestFailed as e:
-        run.observed.record_error(f"archive {e}")
+        size = run.client.download_archive(workload_id, file)
+    except ClientError as e:
+        run.observed.record_error(f"archive {failure(e)}")
         return None
     return size, time.perf_counter() - started
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import tarfile
 import zipfile
-from typing import Any
 
 MAX_BATCH = 1000
 BATCH_ENCODINGS = ("form", "zip", "tar")
@@ -50,12 +49,10 @@ def _tar_body(images: list[NamedImage]) -> bytes:
     return out.getvalue()
 
 
-def batch_request(images: list[NamedImage], mime_type: str, encoding: str) -> dict[str, Any]:
-    """The keyword arguments of a requests call that sends `images` as one batch."""
-    if encoding == "form":
-        return {"files": [("data", (filename, data, mime_type)) for filename, data in images]}
+def archive_body(images: list[NamedImage], encoding: str) -> bytes:
+    """`images` as one zip or tar body (a form is the client's own)."""
     if encoding == "zip":
-        return {"data": _zip_body(images), "headers": {"Content-Type": "application/zip"}}
+        return _zip_body(images)
     if encoding == "tar":
-        return {"data": _tar_body(images), "headers": {"Content-Type": "application/x-tar"}}
-    raise ValueError(f"unknown batch encoding {encoding!r}; one of {BATCH_ENCODINGS}")
+        return _tar_body(images)
+    raise ValueError(f"unknown archive encoding {encoding!r}; zip or tar")

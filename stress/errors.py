@@ -5,7 +5,3 @@ from __future__ import annotations
 
 class SetupFailed(RuntimeError):
     """Raised when the system under test cannot be started, reached or prepared."""
-
-
-class RequestFailed(RuntimeError):
-    """Raised when the API answers an unexpected status or cannot be reached."""

@@ -10,13 +10,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_any
 from dataclasses import dataclass, field
 from multiprocessing.pool import Pool
-from typing import Any
 
 from tqdm import tqdm
 
-from stress.batches import batch_request, deal_batches
-from stress.client import Client, Workload
-from stress.errors import RequestFailed
+from client import Client, ClientError, Workload
+from stress.batches import archive_body, deal_batches
+from stress.client import failure
 from stress.images import FORMATS, Check, verdicts
 
 # The client follows each workload with long polls (GET /workloads/{id}?wait=&seen=): the
@@ -58,15 +57,16 @@ class Observations:
             else:
                 self.index_of[key] = index
 
-    def record_poll(self, workload_id: int, body: dict[str, Any], seen_at: float) -> None:
-        filtered = body["filtered_images"]
+    def record_poll(self, workload: Workload, seen_at: float) -> None:
+        filtered = workload.filtered_images or ()
         with self.lock:
             repeats = len(filtered) - len(set(filtered))
-            previous = self.repeated_entries.get(workload_id, 0)
-            self.repeated_entries[workload_id] = max(previous, repeats)
+            previous = self.repeated_entries.get(workload.id, 0)
+            self.repeated_entries[workload.id] = max(previous, repeats)
             for number in filtered:
-                self.available.setdefault((workload_id, number), seen_at)
-            self.failed.update((workload_id, item["image_id"]) for item in body["failed_images"])
+                self.available.setdefault((workload.id, number), seen_at)
+            failed = workload.failed_images or ()
+            self.failed.update((workload.id, item.image_id) for item in failed)
 
     def uploaded(self) -> int:
         with self.lock:
@@ -89,7 +89,7 @@ class StressRun:
     images: list[bytes]
     workloads: list[Workload]
     format_name: str  # a key of FORMATS
-    upload_as: str  # "body" or "form" one image a request; "form", "zip" or "tar" a batch
+    upload_as: str  # "body" one image a request; "form", "zip" or "tar" a batch
     deadline: float
     quiet: bool
     batch: int = 0  # images a request through the batch endpoint; 0: one request per image
@@ -100,28 +100,19 @@ class StressRun:
         return self.workloads[index % len(self.workloads)]
 
     def filename(self, index: int) -> str | None:
-        """The filename image `index` is sent under; None when sent as a bare body."""
-        if self.batch == 0 and self.upload_as == "body":
-            return None
-        return f"photo-{index}.{self.format_name}"
+        """The filename image `index` is sent under; None when sent alone (a bare body)."""
+        return f"photo-{index}.{self.format_name}" if self.batch else None
 
     def upload(self, index: int) -> Key | None:
         """Upload image `index` and record when it was accepted; None when it failed."""
         workload = self.workload_of(index)
-        data, mime_type = self.images[index], FORMATS[self.format_name][1]
-        if self.upload_as == "body":
-            request = {"data": data, "headers": {"Content-Type": mime_type}}
-        else:
-            request = {"files": {"data": (self.filename(index), data, mime_type)}}
         started = time.perf_counter()
         try:
-            response = self.client.call(
-                "POST", "/images", 201, params={"workload_id": workload.workload_id}, **request
-            )
-        except RequestFailed as e:
-            self.observed.record_error(f"upload {e}")
+            uploaded = self.client.upload_image(workload.id, self.images[index])
+        except ClientError as e:
+            self.observed.record_error(f"upload {failure(e)}")
             return None
-        key = (workload.workload_id, response.json()["image_id"])
+        key = (workload.id, uploaded.image_id)
         self.observed.record_upload(index, started, time.perf_counter(), key)
         return key
 
@@ -130,48 +121,42 @@ class StressRun:
         they were accepted; an answer that does not list them in order counts as an error."""
         workload = self.workload_of(indices[0])
         sent = [(self.filename(index), self.images[index]) for index in indices]
-        request = batch_request(sent, FORMATS[self.format_name][1], self.upload_as)
         started = time.perf_counter()
         try:
-            response = self.client.call(
-                "POST", f"/workloads/{workload.workload_id}/images", 201, **request
-            )
-        except RequestFailed as e:
-            self.observed.record_error(f"batch upload {e}")
+            if self.upload_as == "form":
+                answered = self.client.upload(workload.id, sent, len(sent), in_flight=1)
+            else:
+                body = archive_body(sent, self.upload_as)
+                answered = self.client.upload_archive(workload.id, body, self.upload_as)
+        except ClientError as e:
+            self.observed.record_error(f"batch upload {failure(e)}")
             return
         accepted = time.perf_counter()
-        answered = response.json()["images"]
-        if [item["filename"] for item in answered] != [filename for filename, _ in sent]:
+        if [item.filename for item in answered] != [filename for filename, _ in sent]:
             self.observed.record_error("batch upload answered other images")
             return
         for index, item in zip(indices, answered, strict=True):
-            self.observed.record_upload(
-                index, started, accepted, (workload.workload_id, item["image_id"])
-            )
+            self.observed.record_upload(index, started, accepted, (workload.id, item.image_id))
 
-    def poll(self, workload: Workload, **params: float) -> dict[str, Any] | None:
+    def poll(
+        self, workload: Workload, wait: float | None = None, seen: int | None = None
+    ) -> Workload | None:
         """Read a workload and record the results that appeared; None when the read failed.
-
-        `params` may ask the API to wait for progress first (`wait`, `seen`)."""
+        With `wait`, the API answers once more than `seen` of its images are finished."""
         try:
-            response = self.client.call(
-                "GET", f"/workloads/{workload.workload_id}", params=params or None
-            )
-        except RequestFailed as e:
-            self.observed.record_error(f"poll {e}")
+            now = self.client.workload(workload.id, wait=wait, seen=seen)
+        except ClientError as e:
+            self.observed.record_error(f"poll {failure(e)}")
             return None
-        body = response.json()
-        self.observed.record_poll(workload.workload_id, body, time.perf_counter())
-        return body
+        self.observed.record_poll(now, time.perf_counter())
+        return now
 
     def download(self, key: Key) -> bytes | None:
         workload_id, number = key
         try:
-            return self.client.call(
-                "GET", f"/images/{number}", params={"workload_id": workload_id, "type": "filtered"}
-            ).content
-        except RequestFailed as e:
-            self.observed.record_error(f"download {e}")
+            return self.client.download(workload_id, number)
+        except ClientError as e:
+            self.observed.record_error(f"download {failure(e)}")
             return None
 
     def run_concurrent(self, uploaders: int) -> bool:
@@ -218,11 +203,11 @@ class StressRun:
         while (remaining_s := self.deadline - time.perf_counter()) > 0:
             # Checked before the read, so a settled answer covers every upload.
             uploads_done = all(upload.done() for upload in uploads)
-            body = self.poll(workload, wait=min(LONG_POLL_S, remaining_s), seen=seen)
-            if body is not None:
-                if uploads_done and _settled(body):
-                    return True
-                seen = _finished(body)
+            now = self.poll(workload, wait=min(LONG_POLL_S, remaining_s), seen=seen)
+            if now is not None:
+                if uploads_done and (now.is_completed or now.images.total == 0):
+                    return True  # every job done or failed (or the workload got no image)
+                seen = now.images.finished
             time.sleep(FOLLOW_SPACING_S)
         return False
 
@@ -239,11 +224,11 @@ class StressRun:
         return True
 
     def _wait_for_image(self, workload: Workload, key: Key) -> bool:
-        seen = self.finished_seen.get(workload.workload_id, 0)
+        seen = self.finished_seen.get(workload.id, 0)
         while (remaining_s := self.deadline - time.perf_counter()) > 0:
-            body = self.poll(workload, wait=min(LONG_POLL_S, remaining_s), seen=seen)
-            finished = _finished(body) if body else seen
-            self.finished_seen[workload.workload_id] = finished
+            now = self.poll(workload, wait=min(LONG_POLL_S, remaining_s), seen=seen)
+            finished = now.images.finished if now else seen
+            self.finished_seen[workload.id] = finished
             if self.observed.is_finished(key):
                 return True
             if finished <= seen:  # the wait ran out, the API would not wait, or it failed
@@ -252,21 +237,11 @@ class StressRun:
         return False
 
 
-def _finished(body: dict[str, Any]) -> int:
-    """Images of the workload that are done or failed."""
-    return body["images"]["done"] + body["images"]["failed"]
-
-
-def _settled(body: dict[str, Any]) -> bool:
-    """Every job of the workload is done or failed (or it never got an image)."""
-    return body["status"] == "completed" or body["images"]["total"] == 0
-
-
 def count_wrong(run: StressRun, pool: Pool, radius: float, downloaders: int) -> int:
     """Download every result and count those that are not Pillow's result of their original."""
     observed = run.observed
     keys = sorted(key for key in observed.available if key in observed.index_of)
-    filters = {workload.workload_id: workload.filter_name for workload in run.workloads}
+    filters = {workload.id: workload.filter for workload in run.workloads}
     with ThreadPoolExecutor(downloaders) as threads:
         downloads = list(threads.map(run.download, keys))
     image_format = FORMATS[run.format_name][0]
@@ -283,14 +258,14 @@ def count_wrong(run: StressRun, pool: Pool, radius: float, downloaders: int) -> 
 
 def median_get_ms(run: StressRun) -> float | None:
     """Median time of GET /workloads/{id} on the first (largest) workload, in ms."""
-    path = f"/workloads/{run.workloads[0].workload_id}"
+    workload_id = run.workloads[0].id
     samples = []
     for _ in range(WORKLOAD_GET_SAMPLES):
         started = time.perf_counter()
         try:
-            run.client.call("GET", path)
-        except RequestFailed as e:
-            run.observed.record_error(f"workload GET {e}")
+            run.client.workload(workload_id)
+        except ClientError as e:
+            run.observed.record_error(f"workload GET {failure(e)}")
             return None
         samples.append(time.perf_counter() - started)
     return round(statistics.median(samples) * 1000, 2)

@@ -10,7 +10,7 @@ import zipfile
 import pytest
 
 from stress.archive import Expected, read_archive
-from stress.batches import batch_request, deal_batches
+from stress.batches import archive_body, deal_batches
 
 EXPECTED = Expected("png", {1: "a.png", 2: "b.png", 3: None, 4: "d.png"}, frozenset({4}))
 MANIFEST = [
@@ -101,25 +101,16 @@ IMAGES = [("a.png", b"first"), ("b.png", b"second\x00bytes")]
 
 
 def test_a_zip_batch_holds_each_image_under_its_filename():
-    request = batch_request(IMAGES, "image/png", "zip")
-    assert request["headers"] == {"Content-Type": "application/zip"}
-    with zipfile.ZipFile(io.BytesIO(request["data"])) as archive:
+    with zipfile.ZipFile(io.BytesIO(archive_body(IMAGES, "zip"))) as archive:
         assert [(name, archive.read(name)) for name in archive.namelist()] == IMAGES
 
 
 def test_a_tar_batch_holds_each_image_under_its_filename():
-    request = batch_request(IMAGES, "image/png", "tar")
-    assert request["headers"] == {"Content-Type": "application/x-tar"}
-    with tarfile.open(fileobj=io.BytesIO(request["data"])) as archive:
+    with tarfile.open(fileobj=io.BytesIO(archive_body(IMAGES, "tar"))) as archive:
         members = [(m.name, archive.extractfile(m).read()) for m in archive.getmembers()]
     assert members == IMAGES
 
 
-def test_a_form_batch_has_one_data_part_per_image():
-    request = batch_request(IMAGES, "image/png", "form")
-    assert request == {
-        "files": [
-            ("data", ("a.png", b"first", "image/png")),
-            ("data", ("b.png", IMAGES[1][1], "image/png")),
-        ]
-    }
+def test_a_form_is_no_archive():
+    with pytest.raises(ValueError):
+        archive_body(IMAGES, "form")

@@ -5,6 +5,8 @@ each error class raised on the status the API really answers."""
 from __future__ import annotations
 
 import io
+import tarfile
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -286,3 +288,47 @@ def test_upload_reads_files_as_it_sends_them(make_client, tmp_path: Path):
     uploaded = client.upload(workload.id, [('dir/"quoted" ü.bmp', tmp_path / "large.bmp")])
     assert uploaded[0].filename == 'dir/"quoted" ü.bmp'
     assert client.download(workload.id, uploaded[0].image_id, type="original") == large
+
+
+def test_one_image_a_request_and_an_archive_as_it_is(make_client, tmp_path) -> None:
+    client = make_client()
+    workload = client.create_workload(filter="grayscale")
+    (tmp_path / "kept name.png").write_bytes(ORIGINALS["photo 0.png"])
+    assert client.upload_image(workload.id, tmp_path / "kept name.png") == UploadedImage(
+        0, "kept name.png"
+    )
+    assert client.upload_image(workload.id, BARE[0]) == UploadedImage(1, None)
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w") as archive:
+        for name in ("a.png", "b.png"):
+            member = tarfile.TarInfo(name)
+            member.size = len(BARE[1])
+            archive.addfile(member, io.BytesIO(BARE[1]))
+    (tmp_path / "two.tar").write_bytes(tar.getvalue())
+    assert client.upload_archive(workload.id, tmp_path / "two.tar") == [
+        UploadedImage(2, "a.png"),
+        UploadedImage(3, "b.png"),
+    ]
+    with pytest.raises(ValueError):
+        client.upload_archive(workload.id, tar.getvalue())  # bytes say no kind
+    assert [image.filename for image in client.images(workload.id)] == [
+        "kept name.png",
+        None,
+        "a.png",
+        "b.png",
+    ]
+
+
+def test_one_long_poll_step_and_the_raw_archive(make_client) -> None:
+    client = make_client()
+    workload = client.create_workload(filter="grayscale")
+    client.upload_image(workload.id, BARE[0], "only.png")
+    assert client.workload(workload.id, wait=0).images.total == 1  # answers at once
+    finished = client.wait(workload.id, timeout=60)
+    step = client.workload(workload.id, wait=5, seen=0)  # more than 0 finished: no wait
+    assert step.images.finished == finished.images.finished == 1
+    sink = io.BytesIO()
+    size = client.download_archive(workload.id, sink)
+    assert size == len(sink.getvalue()) > 0
+    with zipfile.ZipFile(sink) as archive:
+        assert archive.namelist() == ["000000.png", "manifest.json"]

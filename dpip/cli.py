@@ -13,6 +13,8 @@ import click
 
 import datastore
 from dpip.bootstrap import prepare_data_dir
+from dpip.remote_commands import REMOTE_COMMANDS
+from dpip.transfer_commands import TRANSFER_COMMANDS
 from foundation import defaults
 from foundation.errors import DPIPError
 from foundation.paths import configure_logging, default_data_dir, default_images_dir
@@ -70,6 +72,10 @@ class _Commands(click.Group):
 def main() -> None:
     """DPIP: distributed and parallel image processing."""
     configure_logging()
+
+
+for remote_command in (*REMOTE_COMMANDS, *TRANSFER_COMMANDS):  # the API's users' commands
+    main.add_command(remote_command)
 
 
 @main.command()

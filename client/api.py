@@ -307,7 +307,7 @@ class Client:
     def download(self, workload_id: int, number: int, type: str = "filtered") -> bytes:
         """Image `number`'s result (`type="filtered"`) or original, as bytes."""
         params = {"workload_id": workload_id, "type": type}
-        return self._transport.request("GET", f"/images/{number}", params=params).content
+        return self._transport.request("GET", f"/images/{number}", params=params).data
 
     def download_to(
         self, workload_id: int, number: int, path: str | Path, type: str = "filtered"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 CONNECT_TIMEOUT_S = 5.0  # to open a connection to the API
 READ_TIMEOUT_S = 60.0  # the longest silence of the API within one request (a socket read)
+KEPT_CONNECTIONS = 8  # kept alive for the next requests (upload threads and one more each)
 
 RETRY_ATTEMPTS = 4  # tries of one request in all, the first included
 RETRY_FIRST_DELAY_S = 0.25  # the wait before the first resend; it doubles with each resend

@@ -23,7 +23,8 @@ import pytest
 import requests
 from PIL import Image
 
-from foundation.defaults import WORKLOAD_WAIT_MAX_S
+from client import Client as ApiClient
+from client import RetryPolicy, WaitTimedOut, Worker
 from protocol import (
     JoinAccepted,
     JoinChallenge,
@@ -60,12 +61,22 @@ def wait_until(condition: Callable[[], object], timeout_s: float, what: str) -> 
 
 
 class Client:
-    """A logged-in HTTP client of the API."""
+    """A logged-in user of the API: DPIP's own client (`api`) for the steps of a scenario,
+    and raw requests (`get`, `post`, ...) for tests of the API's answers themselves, which
+    the client would turn into exceptions."""
 
     def __init__(self, url: str, token: str | None = None) -> None:
         self.url = url
         self.session = requests.Session()
-        self.token = token
+        self.api = ApiClient(url, token, retry=RetryPolicy(attempts=1))  # a test sees each failure
+
+    @property
+    def token(self) -> str | None:
+        return self.api.token
+
+    @token.setter
+    def token(self, token: str | None) -> None:
+        self.api.token = token
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
         headers = dict(kwargs.pop("headers", {}))  # the caller's dict stays as it was
@@ -91,14 +102,12 @@ class Client:
         return self.post("/images", data={"workload_id": workload_id}, files={"data": (name, data)})
 
     def wait_completed(self, workload_id: int, timeout_s: float = 60) -> dict:
-        """Wait on the API's long poll: each answer comes when an image finished."""
-        deadline = time.monotonic() + timeout_s
-        while (remaining_s := deadline - time.monotonic()) > 0:
-            wait_s = min(WORKLOAD_WAIT_MAX_S, max(0.1, remaining_s))
-            body = self.get(f"/workloads/{workload_id}", params={"wait": wait_s}).json()
-            if body["status"] == "completed":
-                return body
-        raise TimeoutError(f"timed out after {timeout_s}s waiting for workload {workload_id}")
+        """Wait on the API's long poll (the client's `wait`); answer the workload's JSON."""
+        try:
+            self.api.wait(workload_id, timeout=timeout_s)
+        except WaitTimedOut as e:
+            raise TimeoutError(f"workload {workload_id} not completed in {timeout_s}s") from e
+        return self.get(f"/workloads/{workload_id}").json()
 
 
 class Cluster:
@@ -263,9 +272,9 @@ class Cluster:
         wait_until(met, timeout_s, what)
 
     def login(self, username: str, password: str) -> Client:
-        response = requests.post(self.url + "/login", auth=(username, password), timeout=30)
-        assert response.status_code == 200, response.text
-        return Client(self.url, response.json()["token"])
+        client = Client(self.url)
+        client.api.login(username, password)
+        return client
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 20) -> None:
         process = self.processes.pop(name)
@@ -355,8 +364,7 @@ def make_user(cluster, admin) -> Callable[[], Client]:
     def make() -> Client:
         name = f"user{next(_user_counter)}-{os.getpid()}"
         password = f"pw-{name}-secret"
-        response = admin.post("/users", json={"username": name, "password": password})
-        assert response.status_code == 201, response.text
+        admin.api.create_user(name, password)
         client = cluster.login(name, password)
         client.username = name
         client.password = password
@@ -485,8 +493,8 @@ def noise_png(size: tuple[int, int] = (256, 192), seed: int = 0) -> bytes:
     return out.getvalue()
 
 
-def workers_by_name(admin: Client) -> dict[str, dict]:
-    return {w["name"]: w for w in admin.get("/status").json()["workers"]}
+def workers_by_name(admin: Client) -> dict[str, Worker]:
+    return {worker.name: worker for worker in admin.api.workers()}
 
 
 BUSY_FILTER = "grayscale"  # what start_busy_workload's jobs do (cheap to check after)
@@ -497,11 +505,9 @@ def start_busy_workload(
 ) -> tuple[int, dict[int, bytes]]:
     """Queue `images` slow jobs (distinct images) in a new workload; as soon as the datastore
     shows worker-1 running one, return the workload's id and each original by number."""
-    workload_id = admin.create_workload(filter=BUSY_FILTER, workload_name=name)["workload_id"]
+    workload_id = admin.api.create_workload(name, BUSY_FILTER).id
     originals = {}
     for data in [slow_png(seed=seed) for seed in range(images)]:  # made first: sent at once
-        response = admin.upload(workload_id, data)
-        assert response.status_code == 201, response.text
-        originals[response.json()["image_id"]] = data
+        originals[admin.api.upload_image(workload_id, data).image_id] = data
     wait_until(lambda: running_on(cluster, "worker-1"), 30, "worker-1 to run a job")
     return workload_id, originals

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from client import Worker
 from tests.conftest import (
     ADMIN_PASSWORD,
     BUSY_FILTER,
@@ -74,7 +75,7 @@ class Scenario:
     stopped_at: float  # time.time()
     completed_while_stopped: dict | None  # the workload, if it completed while worker-1 hung
     jobs_while_stopped: dict[int, JobRecord]  # the datastore's jobs, just before waking it
-    status_while_stopped: dict[str, dict]  # /status workers, just before waking worker-1
+    status_while_stopped: dict[str, Worker]  # /status workers, just before waking worker-1
     late_upload_discarded: bool
     joins_before_waking: int  # how many times worker-1 joined before SIGCONT
 
@@ -95,7 +96,7 @@ def hung(tmp_path_factory):
             body = admin.get(f"/workloads/{wid}").json()
             if body["status"] == "completed":
                 return body
-            return not workers_by_name(admin)["worker-2"]["alive"]  # never, if all is well
+            return not workers_by_name(admin)["worker-2"].alive  # never, if all is well
 
         outcome = eventually(completed_or_worker_2_dead, 60)
         completed = outcome if isinstance(outcome, dict) else None
@@ -130,7 +131,7 @@ def hung(tmp_path_factory):
 
 
 def test_hung_worker_is_declared_dead_and_gets_no_new_job(hung):
-    assert hung.status_while_stopped["worker-1"]["alive"] is False
+    assert hung.status_while_stopped["worker-1"].alive is False
     assert hung.held  # the stop landed while it held jobs (running, or prefetched for its slot)
     handed_out_since = {
         number: record.worker
@@ -191,5 +192,5 @@ def test_woken_worker_rejoins_once(hung):
 
 
 def test_the_healthy_worker_stayed_alive(hung):
-    assert hung.status_while_stopped["worker-2"]["alive"] is True
+    assert hung.status_while_stopped["worker-2"].alive is True
     hung.cluster.wait_workers_alive({"worker-2"}, timeout_s=5)

@@ -173,8 +173,8 @@ def test_cut_off_worker_loses_its_jobs_to_the_other_and_rejoins_when_reconnected
 
         assert done["filtered_images"] == list(range(IMAGES))
         assert done["failed_images"] == []
-        assert while_cut["worker-1"]["alive"] is False
-        assert while_cut["worker-2"]["alive"] is True
+        assert while_cut["worker-1"].alive is False
+        assert while_cut["worker-2"].alive is True
         assert held  # the cut landed while it held jobs (running, or prefetched for its slot)
         assert_done_once(records, taken_back=held)  # those jobs ran again, and only those ...
         assert {records[number].worker for number in held} == {"worker-2"}  # ... elsewhere
@@ -211,7 +211,7 @@ def test_worker_whose_telemetry_was_lost_for_a_while_comes_back(hosts):
                 10,
                 "the controller to declare worker-2 dead",
             )
-            assert not workers_by_name(admin)["worker-2"]["alive"]
+            assert not workers_by_name(admin)["worker-2"].alive
         finally:
             ip(*[("del" if arg == "add" else arg) for arg in rule])
 

@@ -237,9 +237,10 @@ def test_a_second_upload_sends_only_the_new_files(dpip, api, tmp_path):
 
 
 def test_an_interrupted_upload_resumes_with_the_rest(dpip, api, config_home, tmp_path):
-    """SIGINT stops an upload of 200 images partway (one image a request, one request at a
-    time); the rerun sends exactly the images the workload lacks."""
-    count = 200
+    """SIGINT stops an upload of 1000 images partway (one image a request, one request at a
+    time: several seconds, so the signal lands before the end even on a loaded machine); the
+    rerun, in batches, sends exactly the images the workload lacks."""
+    count = 1000
     for n in range(count):
         (tmp_path / f"{n:03d}.png").write_bytes(image_bytes("PNG", size=(4, 4), seed=n))
     workload = api.create_workload(tags=[NO_WORKER])
@@ -264,7 +265,7 @@ def test_an_interrupted_upload_resumes_with_the_rest(dpip, api, config_home, tmp
     sent = api.workload(workload.id).images.total
     assert 0 < sent < count, "the upload was to be stopped partway"
 
-    run = parsed(ok(dpip(*argv, "--json")))
+    run = parsed(ok(dpip("upload", workload.id, tmp_path, "--json")))
     assert (run["uploaded"], run["already_uploaded"]) == (count - sent, sent)
     names = Counter(image.filename for image in api.images(workload.id))
     assert names == Counter(f"{n:03d}.png" for n in range(count))

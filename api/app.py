@@ -9,10 +9,13 @@ from flask import Flask
 
 from api import (
     auth,
+    dashboard,
     db,
     docs,
+    http_metrics,
     images,
     job_images,
+    metrics,
     status,
     tokens,
     users,
@@ -53,7 +56,10 @@ def create_app(config: ApiConfig, test_config: dict | None = None) -> Flask:
         defaults.FILTERED_LISTS_CACHED_NUMBERS
     )
     db.init_app(app)
-    tokens.init_app(app, config.jwt_secret, config.token_ttl_seconds)
+    http_metrics.init_app(app)
+    tokens.init_app(
+        app, config.jwt_secret, config.token_ttl_seconds, bool(config.dashboard_cookie_secure)
+    )
     register_error_handlers(app)
     for blueprint in (
         auth.bp,
@@ -64,7 +70,10 @@ def create_app(config: ApiConfig, test_config: dict | None = None) -> Flask:
         users.bp,
         status.bp,
         docs.bp,
+        metrics.bp,
+        dashboard.bp,
     ):
         app.register_blueprint(blueprint)
     docs.install_document(app)
+    metrics.install_registry(app)
     return app

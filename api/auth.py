@@ -151,7 +151,13 @@ def login():
 )
 @jwt_required()
 def logout():
+    revoke_current_token()
+    return jsonify(logout_message="logged out; this token is revoked for good")
+
+
+def revoke_current_token() -> None:
+    """Revoke the request's token for good, in every API process (DELETE /logout, and the
+    dashboard's log-out)."""
     claims = get_jwt()
     with transaction(get_db()) as db:
         users.revoke_token(db, claims["jti"], claims["exp"])
-    return jsonify(logout_message="logged out; this token is revoked for good")

@@ -19,6 +19,7 @@ class ApiConfig:
     images_dir: Path
     jwt_secret: str
     controller_address: str | None = None  # host:port of the controller, for job hints
+    metrics_token: str | None = None  # Prometheus's bearer token; None: only admins scrape
     max_upload_bytes: int = setting("MAX_UPLOAD_BYTES")  # a single upload; each image of a batch
     max_image_pixels: int = setting("MAX_IMAGE_PIXELS")
     max_batch_images: int = setting("MAX_BATCH_IMAGES")
@@ -39,6 +40,13 @@ class ApiConfig:
     login_account_memory_s: float = setting("LOGIN_ACCOUNT_MEMORY_S")
     max_waiting_requests: int = defaults.API_THREADS // 2  # per process: GET ...?wait= requests
     workload_wait_recheck_s: float = setting("WORKLOAD_WAIT_RECHECK_S")
+    dashboard_poll_s: float = setting("DASHBOARD_POLL_S")
+    dashboard_history_s: float = setting("DASHBOARD_HISTORY_S")
+    dashboard_history_samples: int = setting("DASHBOARD_HISTORY_SAMPLES")
+    dashboard_history_series: int = setting("DASHBOARD_HISTORY_SERIES")
+    dashboard_thumbnails: int = setting("DASHBOARD_THUMBNAILS")
+    thumbnail_side_px: int = setting("THUMBNAIL_SIDE_PX")
+    dashboard_cookie_secure: int = setting("DASHBOARD_COOKIE_SECURE")  # 1: HTTPS only
 
     def __post_init__(self) -> None:
         for name in (

@@ -28,7 +28,7 @@ from api.openapi import (
 )
 from api.originals import StagedOriginal, store_originals
 from api.tokens import Principal, current_principal
-from datastore import jobs, transaction, workloads
+from datastore import jobs, metric_counts, transaction, workloads
 from imagestore import ImageName, ImageStore, LocalImageStore
 from imaging import ImageInfo, ImageRejected, ImageTooLarge, extension_of, inspect_image
 from imaging.inspection import ALLOWED_FORMATS
@@ -132,6 +132,7 @@ def _store_filtered(principal: Principal, workload: sqlite3.Row, number: int, da
     with staged, transaction(get_db()) as db:
         if not jobs.complete_job(db, workload["id"], number, principal.id):
             raise APIError(409, "job_not_assigned", "this job is no longer assigned to you")
+        metric_counts.count(db, metric_counts.JOBS_TOTAL, 1, "done")
         staged.commit(ImageName(number, "filtered", extension))
 
 

@@ -36,7 +36,7 @@ from api.openapi import (
     object_of,
 )
 from api.tokens import Principal, current_principal
-from datastore import jobs, transaction
+from datastore import jobs, metric_counts, transaction
 from datastore.jobs import HeldImage
 from imagestore import ImageMissing, ImageName, StagedImage
 from imaging import ImageRejected, extension_of, inspect_image
@@ -234,12 +234,15 @@ def upload_results():
         except FrameError as e:
             raise bad_request(str(e), "invalid_frames") from e
         with transaction(get_db()) as db:
+            done = 0
             for image, staged_image in staged:
                 if jobs.complete_job(db, image.workload_id, image.number, principal.id):
                     extension = extension_of(image.format)
                     staged_image.commit(ImageName(image.number, "filtered", extension))
+                    done += 1
                 else:  # taken from it since the request began
                     answers[(image.workload_id, image.number)] = ("not_assigned", NOT_ASSIGNED)
+            metric_counts.count(db, metric_counts.JOBS_TOTAL, done, "done")
     return jsonify(
         results=[
             {"workload_id": w, "image_id": n, "status": status, "message": message}

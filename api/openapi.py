@@ -36,6 +36,7 @@ WORKER_TOKEN: tuple[dict, ...] = ({"workerToken": []},)
 ANY_TOKEN = USER_TOKEN + WORKER_TOKEN
 LOGIN: tuple[dict, ...] = ({"basicAuth": []}, {})  # HTTP Basic, or the credentials in the body
 PUBLIC: tuple[dict, ...] = ()
+SESSION_COOKIE: tuple[dict, ...] = ({"sessionCookie": []},)  # the dashboard's pages
 TOKEN_SCHEMES = frozenset({"userToken", "workerToken"})
 
 SECURITY_SCHEMES = {
@@ -57,6 +58,20 @@ SECURITY_SCHEMES = {
         "scheme": "basic",
         "description": "Username and password, for /login only.",
     },
+    "scrapeToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The metrics scrape token (`DPIP_METRICS_TOKEN`, or the data dir's"
+        " `metrics_token`), for GET /metrics only.",
+    },
+    "sessionCookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "access_token_cookie",
+        "description": "The dashboard's session: a user token in an HttpOnly cookie, set by"
+        " POST /ui/login. Every route takes it; a POST, PUT, PATCH or DELETE only with its CSRF"
+        " value (the `csrf_access_token` cookie) in the X-CSRF-TOKEN header.",
+    },
 }
 
 TAGS = [
@@ -71,6 +86,7 @@ TAGS = [
         " in batches. A user token answers 403.",
     },
     {"name": "docs", "description": "This document and its interactive page."},
+    {"name": "dashboard", "description": "The web dashboard's HTML pages (for browsers)."},
 ]
 
 ERROR_REF = "#/components/schemas/Error"

@@ -20,6 +20,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.base import Worker
 
+from api import http_metrics
 from api.client_input import ClientLimits
 from api.head_first_worker import HeadFirstWorker
 from foundation import defaults
@@ -59,6 +60,7 @@ class ApiServer(BaseApplication):
             "loglevel": "warning",
             "proc_name": "dpip-api",
             "post_worker_init": self._answer_waiters_on_stop,
+            "child_exit": lambda server, worker: http_metrics.forget_process(worker.pid),
         }
         super().__init__()
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
+from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 from flask_jwt_extended import jwt_required
@@ -106,26 +108,28 @@ def status():
         system_name=SYSTEM_NAME,
         server_time=iso_time(time.time()),
         active_workloads=active,
-        workers=[
-            {
-                "name": row["name"],
-                "tags": json.loads(row["tags"]),
-                "cpu": row["cpu_percent"],
-                "memory": row["memory_percent"],
-                "gpu": json.loads(row["gpu"]) if row["gpu"] else None,
-                "host": {
-                    "cpu_percent": row["cpu_percent"],
-                    "memory_percent": row["memory_percent"],
-                },
-                "process": {
-                    "cpu_percent": row["process_cpu_percent"],
-                    "rss_mb": round(row["process_rss_bytes"] / 2**20, 1),
-                },
-                "running_jobs": row["running_jobs"],
-                "concurrency": row["concurrency"],
-                "last_seen": iso_time(row["last_seen"]),
-                "alive": workers.is_alive(row, dead_after),
-            }
-            for row in workers.list_workers(db)
-        ],
+        workers=[describe_worker(row, dead_after) for row in workers.list_workers(db)],
     )
+
+
+def describe_worker(row: sqlite3.Row, dead_after_intervals: int) -> dict[str, Any]:
+    """Render a worker's row with its latest telemetry and whether it is alive."""
+    return {
+        "name": row["name"],
+        "tags": json.loads(row["tags"]),
+        "cpu": row["cpu_percent"],
+        "memory": row["memory_percent"],
+        "gpu": json.loads(row["gpu"]) if row["gpu"] else None,
+        "host": {
+            "cpu_percent": row["cpu_percent"],
+            "memory_percent": row["memory_percent"],
+        },
+        "process": {
+            "cpu_percent": row["process_cpu_percent"],
+            "rss_mb": round(row["process_rss_bytes"] / 2**20, 1),
+        },
+        "running_jobs": row["running_jobs"],
+        "concurrency": row["concurrency"],
+        "last_seen": iso_time(row["last_seen"]),
+        "alive": workers.is_alive(row, dead_after_intervals),
+    }

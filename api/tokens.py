@@ -7,6 +7,7 @@ Tokens are minted by `foundation.tokens`, which the controller uses for worker t
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import threading
 import time
@@ -30,6 +31,8 @@ from foundation.tokens import (
     mint_token,
 )
 from protocol import MEMBERSHIP_ENDED, UserRole
+
+CSRF_CLAIM = "csrf"  # where flask-jwt-extended looks for a cookie token's CSRF value
 
 
 @dataclass(frozen=True)
@@ -90,26 +93,47 @@ class CachingJWTManager(JWTManager):
         return payload
 
 
-def configure_jwt(app: Flask, secret: str, ttl_seconds: int) -> JWTManager:
-    """Set flask-jwt-extended to check the tokens `foundation.tokens` mints."""
+def configure_jwt(
+    app: Flask, secret: str, ttl_seconds: int, cookie_secure: bool = False
+) -> JWTManager:
+    """Set flask-jwt-extended to check the tokens `foundation.tokens` mints.
+
+    A token comes in the Authorization header (the JSON API) or in the dashboard's HttpOnly
+    cookie. A cookie authorises a POST, PUT, PATCH or DELETE only with the token's CSRF
+    value in the X-CSRF-TOKEN header (double submit: a page of another site can make the
+    browser send the cookie, but cannot read the CSRF cookie to copy it into the header);
+    tokens from /login carry no CSRF value, so in a cookie they authorise no change at all.
+    """
     app.config.update(
         JWT_SECRET_KEY=secret,
         JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=ttl_seconds),
-        JWT_TOKEN_LOCATION=["headers"],
+        JWT_TOKEN_LOCATION=["headers", "cookies"],
+        JWT_COOKIE_CSRF_PROTECT=True,
+        JWT_CSRF_CHECK_FORM=False,
+        JWT_COOKIE_SAMESITE="Strict",
+        JWT_COOKIE_SECURE=cookie_secure,
+        JWT_SESSION_COOKIE=True,  # gone when the browser closes; the token expires anyway
         JWT_ALGORITHM=ALGORITHM,
         JWT_DECODE_ALGORITHMS=[ALGORITHM],
     )
     return CachingJWTManager(app, defaults.VERIFIED_TOKENS_CACHED)
 
 
-def mint_user_token(user: sqlite3.Row) -> str:
-    """Create a token for a user's row, valid until its password changes (or it expires)."""
+def mint_user_token(user: sqlite3.Row, with_csrf: bool = False) -> str:
+    """Create a token for a user's row, valid until its password changes (or it expires).
+
+    `with_csrf`: for the dashboard's cookie, a random CSRF value (flask-jwt-extended's
+    `csrf` claim) that state-changing requests must repeat in a header.
+    """
+    claims = {GENERATION_CLAIM: user["token_generation"]}
+    if with_csrf:
+        claims[CSRF_CLAIM] = secrets.token_urlsafe(16)
     return mint_token(
         current_app.config["JWT_SECRET_KEY"],
         user["id"],
         user["role"],
         int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds()),
-        {GENERATION_CLAIM: user["token_generation"]},
+        claims,
     )
 
 
@@ -132,9 +156,9 @@ def _bearer(payload: dict) -> Bearer | None:
     return bearer
 
 
-def init_app(app: Flask, secret: str, ttl_seconds: int) -> None:
+def init_app(app: Flask, secret: str, ttl_seconds: int, cookie_secure: bool = False) -> None:
     """Configure JWTs with lookups in the datastore and errors in the API's JSON shape."""
-    jwt = configure_jwt(app, secret, ttl_seconds)
+    jwt = configure_jwt(app, secret, ttl_seconds, cookie_secure)
 
     @jwt.user_lookup_loader
     def load_principal(_header: dict, payload: dict) -> Principal | None:

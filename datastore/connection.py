@@ -148,6 +148,12 @@ UPGRADES: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE images ADD COLUMN filename TEXT",
         "ALTER TABLE images ADD COLUMN size INTEGER",
     ),
+    # 7: counts of cluster events for /metrics (datastore/metric_counts.py), kept across
+    # restarts and shared by every API process and the controller.
+    (
+        "CREATE TABLE metric_counts (name TEXT NOT NULL, label TEXT NOT NULL,"
+        " value REAL NOT NULL, PRIMARY KEY (name, label)) WITHOUT ROWID",
+    ),
 )
 SCHEMA_VERSION = 1 + len(UPGRADES)
 

@@ -80,12 +80,27 @@ def assign_job(conn: sqlite3.Connection, job_id: int, worker_id: int) -> int | N
     return None if row is None else row[0]
 
 
-def unassign_job(conn: sqlite3.Connection, job_id: int, worker_id: int) -> None:
-    """Put back a job the worker never received; the attempt does not count."""
-    conn.execute(
-        "UPDATE jobs SET status = ?, attempts = attempts - 1, started_at = NULL"
-        " WHERE id = ? AND status = ? AND worker_id = ?",
-        (JobStatus.QUEUED, job_id, JobStatus.RUNNING, worker_id),
+def queue_waits(conn: sqlite3.Connection, job_ids: list[int]) -> list[float]:
+    """How long each of these running jobs waited in the queue before it started, in seconds
+    (one bound parameter for any count)."""
+    rows = conn.execute(
+        "SELECT started_at - queued_at FROM jobs"
+        " WHERE id IN (SELECT value FROM json_each(?)) AND started_at IS NOT NULL",
+        (json.dumps(job_ids),),
+    )
+    return [waited for (waited,) in rows]
+
+
+def unassign_job(conn: sqlite3.Connection, job_id: int, worker_id: int) -> bool:
+    """Put back a job the worker never received; the attempt does not count. The job's
+    queue time starts again. False if it was not running there."""
+    return (
+        conn.execute(
+            "UPDATE jobs SET status = ?, attempts = attempts - 1, started_at = NULL,"
+            " queued_at = ? WHERE id = ? AND status = ? AND worker_id = ?",
+            (JobStatus.QUEUED, time.time(), job_id, JobStatus.RUNNING, worker_id),
+        ).rowcount
+        > 0
     )
 
 
@@ -143,10 +158,13 @@ def complete_job(conn: sqlite3.Connection, workload_id: int, number: int, worker
 def fail_attempt(
     conn: sqlite3.Connection, job_id: int, worker_id: int, error: str, max_attempts: int
 ) -> JobStatus | None:
-    """Record a failed attempt: back to the queue, or failed at the attempt limit."""
+    """Record a failed attempt: back to the queue (its queue time starts again), or failed
+    at the attempt limit."""
+    now = time.time()
     row = conn.execute(
         "UPDATE jobs SET status = CASE WHEN attempts >= ? THEN ? ELSE ? END, error = ?,"
-        " finished_at = CASE WHEN attempts >= ? THEN ? ELSE NULL END"
+        " finished_at = CASE WHEN attempts >= ? THEN ? ELSE NULL END,"
+        " queued_at = CASE WHEN attempts >= ? THEN queued_at ELSE ? END"
         " WHERE id = ? AND status = ? AND worker_id = ? RETURNING status",
         (
             max_attempts,
@@ -154,7 +172,9 @@ def fail_attempt(
             JobStatus.QUEUED,
             error,
             max_attempts,
-            time.time(),
+            now,
+            max_attempts,
+            now,
             job_id,
             JobStatus.RUNNING,
             worker_id,
@@ -206,3 +226,14 @@ def running_jobs_by_worker(conn: sqlite3.Connection) -> dict[int, set[int]]:
     ):
         running.setdefault(worker_id, set()).add(job_id)
     return running
+
+
+def done_jobs_by_worker(conn: sqlite3.Connection) -> dict[int, int]:
+    """Map each worker id to the count of jobs it finished (done), per the datastore."""
+    return dict(
+        conn.execute(
+            "SELECT worker_id, COUNT(*) FROM jobs WHERE status = ? AND worker_id IS NOT NULL"
+            " GROUP BY worker_id",
+            (JobStatus.DONE,),
+        ).fetchall()
+    )

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from datastore import metric_counts
 from datastore.filtered_cache import FilteredImagesCache
 from foundation.errors import DPIPError
 from protocol import JobStatus, WorkloadStatus
@@ -92,7 +93,8 @@ def add_originals(
     conn: sqlite3.Connection, workload_id: int, originals: Sequence[NewOriginal]
 ) -> list[int]:
     """Number new originals in the order given and queue their jobs (call inside a
-    transaction): one numbering update and two multi-row inserts, whatever their count."""
+    transaction): one numbering update and two multi-row inserts, whatever their count, and
+    one addition to the count of uploaded images."""
     count = len(originals)
     first = conn.execute(
         "UPDATE workloads SET next_image_number = next_image_number + ? WHERE id = ?"
@@ -113,6 +115,7 @@ def add_originals(
         "INSERT INTO jobs (workload_id, image_number, status, queued_at) VALUES (?, ?, ?, ?)",
         [(workload_id, number, JobStatus.QUEUED.value, now) for number in numbers],
     )
+    metric_counts.count(conn, metric_counts.IMAGES_UPLOADED, count)
     return numbers
 
 

@@ -17,6 +17,7 @@ class Bootstrap:
 
     jwt_secret: str
     join_token: str
+    metrics_token: str  # Prometheus's bearer token for GET /metrics
     admin_password: str | None  # set only when the admin was created just now
 
 
@@ -38,5 +39,6 @@ def prepare_data_dir(data_dir: Path) -> Bootstrap:
     return Bootstrap(
         jwt_secret=secrets.jwt_secret(data_dir),
         join_token=secrets.join_token(data_dir),
+        metrics_token=secrets.metrics_token(data_dir),
         admin_password=password if created else None,
     )

@@ -215,6 +215,10 @@ def up(
 @images_dir_option
 def api(host, port, controller, processes, threads, data_dir, images_dir) -> None:
     """Run the REST API alone (it shares the data dir with the controller)."""
+    from dpip.http_metrics_dir import prepare_http_metrics_dir
+
+    data_dir, images_dir = _dirs(data_dir, images_dir)
+    prepare_http_metrics_dir(data_dir)  # before the API's modules import prometheus_client
     from api import ApiConfig, create_app
     from api.client_input import ClientLimits
     from api.server import ApiServer
@@ -222,7 +226,6 @@ def api(host, port, controller, processes, threads, data_dir, images_dir) -> Non
     from foundation.settings import from_env
     from imaging import CostLimits
 
-    data_dir, images_dir = _dirs(data_dir, images_dir)
     boot = prepare_data_dir(data_dir)
     _announce_admin(boot.admin_password, data_dir)
     config = from_env(
@@ -232,6 +235,7 @@ def api(host, port, controller, processes, threads, data_dir, images_dir) -> Non
         images_dir=images_dir,
         jwt_secret=boot.jwt_secret,
         controller_address=controller,
+        metrics_token=boot.metrics_token,
         image_cost_limits=from_env(CostLimits, os.environ),
         max_waiting_requests=threads // 2,
     )

@@ -14,6 +14,8 @@ DATABASE_FILE = "dpip.sqlite3"
 JWT_SECRET_FILE = "jwt_secret"
 JOIN_TOKEN_FILE = "join_token"
 ADMIN_PASSWORD_FILE = "admin_password"
+METRICS_TOKEN_FILE = "metrics_token"  # the bearer token Prometheus scrapes GET /metrics with
+HTTP_METRICS_DIR = "http-metrics"  # the API processes' request counts (prometheus_client files)
 ADMIN_USERNAME = "admin"
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # a single upload's request; each image of a batch
@@ -111,3 +113,15 @@ MAX_WORKLOAD_NAME_CHARS = 200
 MAX_WORKER_NAME_CHARS = 200
 MAX_TAGS = 16
 MAX_TAG_CHARS = 64
+
+# The dashboard (api/dashboard): how often its live parts ask for news, how much worker
+# history each API process keeps in memory, and its thumbnails.
+DASHBOARD_POLL_S = 1.0  # the overview's and a workload page's poll (at most 1 s: "live")
+DASHBOARD_HISTORY_S = 300.0  # seconds of worker telemetry a sparkline shows
+DASHBOARD_HISTORY_SAMPLES = 600  # samples kept per worker and workload; the oldest go first
+DASHBOARD_HISTORY_SERIES = 1000  # workers and workloads with a history, the least recent dropped
+DASHBOARD_RATE_WINDOW_S = 10.0  # a workload's images/s: finished images over this many seconds
+DASHBOARD_THUMBNAILS = 24  # thumbnails of the newest results on a workload page
+THUMBNAIL_SIDE_PX = 160  # a thumbnail's longer side
+THUMBNAIL_JPEG_QUALITY = 80
+DASHBOARD_COOKIE_SECURE = 0  # 1: the session cookie only travels over HTTPS (set behind TLS)

@@ -73,3 +73,8 @@ def join_token(data_dir: Path) -> str:
 def admin_password(data_dir: Path) -> str:
     """Return the first admin's password (generated and stored on first use)."""
     return read_or_create_secret(data_dir / defaults.ADMIN_PASSWORD_FILE, "DPIP_ADMIN_PASSWORD", 12)
+
+
+def metrics_token(data_dir: Path) -> str:
+    """Return the bearer token that may scrape GET /metrics (besides an admin's token)."""
+    return read_or_create_secret(data_dir / defaults.METRICS_TOKEN_FILE, "DPIP_METRICS_TOKEN")

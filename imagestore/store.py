@@ -27,7 +27,7 @@ class ImageName:
     """An image's name within its workload: its number, kind and file extension."""
 
     number: int
-    kind: str  # "original" or "filtered"
+    kind: str  # "original", "filtered", or "thumb" (the dashboard's thumbnails)
     extension: str
 
     @property

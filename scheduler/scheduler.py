@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import datastore
-from datastore import jobs, transaction, workers
+from datastore import jobs, metric_counts, transaction, workers
+from datastore.metric_counts import JOB_DURATION, JOBS_TOTAL, QUEUE_WAIT, Tally
 from foundation import defaults
 from protocol import JobAssignment, JobOutcome, JobResults, JobStatus, Telemetry
 from scheduler.core import SchedulerCore
@@ -81,9 +82,10 @@ class Scheduler:
         self._links = WorkerLinks(open_link or rpc_link_opener(settings.rpc_timeout_s))
         self._settled_job_ids: list[int] = []  # ended (done or failed) in this round of events
         self._assigned: dict[int, list[JobAssignment]] = {}  # this round's, by worker
+        self._tally = Tally()  # this round's events, for /metrics
         self._db = None
         self._carry_out_by_type: dict[type, Callable[..., Iterable[Decision]]] = {
-            AcceptResult: self._log_result,
+            AcceptResult: self._accept_result,
             DeclareDead: self._declare_dead,
             Drop: self._log_drop,
             FailAttempt: self._fail_attempt,
@@ -147,11 +149,13 @@ class Scheduler:
 
     def _round(self, events: list[Callable[[], list[Decision]]], place: bool = True) -> None:
         """Carry out the events and place jobs in one transaction; then send and announce."""
+        self._tally = Tally()
         with transaction(self._db):
             for event in events:
                 self._carry_out(event())
             if place:
                 self._place()
+            self._count_round()
         # Committed: a worker that asks the API for a job's original now finds it running.
         for worker_id, assignments in self._assigned.items():
             self._links.send(worker_id, assignments)
@@ -165,6 +169,14 @@ class Scheduler:
         while pending:
             decision = pending.popleft()
             pending.extend(self._carry_out_by_type[type(decision)](decision))
+
+    def _count_round(self) -> None:
+        """Add the round's events to the datastore's counts: one UPSERT per row they move."""
+        assigned = [job.job_id for batch in self._assigned.values() for job in batch]
+        if assigned:
+            for waited in jobs.queue_waits(self._db, assigned):
+                self._tally.observe(QUEUE_WAIT, waited)
+        metric_counts.add_tally(self._db, self._tally)
 
     def _announce_progress(self) -> None:
         if self._settled_job_ids:
@@ -222,7 +234,8 @@ class Scheduler:
             decision.worker_id,
             decision.reason,
         )
-        jobs.unassign_job(self._db, decision.job_id, decision.worker_id)
+        if jobs.unassign_job(self._db, decision.job_id, decision.worker_id):
+            self._tally.count(JOBS_TOTAL, 1, "returned")
         return []
 
     def _fail_attempt(self, decision: FailAttempt) -> list[Decision]:
@@ -235,7 +248,7 @@ class Scheduler:
         )
         requeued = [decision.job_id] if status is JobStatus.QUEUED else []
         failed = [decision.job_id] if status is JobStatus.FAILED else []
-        return self._core.attempts_recorded(requeued, failed, decision.error)
+        return self._attempts_recorded(requeued, failed, decision.error)
 
     def _release_jobs(self, decision: ReleaseJobs) -> list[Decision]:
         worker_id = decision.worker_id
@@ -249,7 +262,14 @@ class Scheduler:
                 len(requeued),
                 decision.error,
             )
-        return self._core.attempts_recorded(requeued, failed, decision.error)
+        return self._attempts_recorded(requeued, failed, decision.error)
+
+    def _attempts_recorded(
+        self, requeued: list[int], failed: list[int], error: str
+    ) -> list[Decision]:
+        self._tally.count(JOBS_TOTAL, len(requeued), "retried")
+        self._tally.count(JOBS_TOTAL, len(failed), "failed")
+        return self._core.attempts_recorded(requeued, failed, error)
 
     def _settle(self, decision: Settle) -> list[Decision]:
         self._settled_job_ids += decision.job_ids
@@ -305,10 +325,15 @@ class Scheduler:
         )
         return []
 
-    def _log_result(self, decision: AcceptResult) -> list[Decision]:
+    def _accept_result(self, decision: AcceptResult) -> list[Decision]:
+        """Count the result (a done job's duration, a discarded one) and log it."""
+        result = decision.result
+        if result.outcome == JobOutcome.DONE.value:
+            self._tally.observe(JOB_DURATION, result.duration_ms / 1000)
+        elif result.outcome == JobOutcome.DISCARDED.value:
+            self._tally.count(JOBS_TOTAL, 1, "discarded")
         # A line per job at INFO cost the scheduler thread a fifth of its time: a job that
         # ended well is logged at DEBUG, a failure (rare, and worth a look) at INFO.
-        result = decision.result
         failed = result.outcome == JobOutcome.FAILED.value
         log.log(
             logging.INFO if failed else logging.DEBUG,

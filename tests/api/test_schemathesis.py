@@ -82,7 +82,8 @@ def logout_tokens(cluster: Cluster) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def api_schema(cluster: Cluster) -> schemathesis.BaseSchema:
-    return schemathesis.openapi.from_url(cluster.url + "/openapi.json").exclude(tag="workers")
+    document = schemathesis.openapi.from_url(cluster.url + "/openapi.json")
+    return document.exclude(tag="workers").exclude(tag="dashboard")  # pages: tests/dashboard
 
 
 def cases(operation: schemathesis.APIOperation, known: dict) -> st.SearchStrategy:

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -245,8 +246,16 @@ def test_an_interrupted_upload_resumes_with_the_rest(dpip, api, config_home, tmp
         (tmp_path / f"{n:03d}.png").write_bytes(image_bytes("PNG", size=(4, 4), seed=n))
     workload = api.create_workload(tags=[NO_WORKER])
     argv = ["upload", workload.id, tmp_path, "--batch", 1, "--in-flight", 1]
+    # Through a shim that sets SIGINT back to its default before the exec: a test run started
+    # in the background (`make test &`, nohup) has SIGINT ignored, which children inherit,
+    # and Python then never turns it into KeyboardInterrupt.
+    command = [str(BIN / "dpip"), *map(str, argv)]
+    shim = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL);"
+        " os.execv(sys.argv[1], sys.argv[1:])"
+    )
     process = subprocess.Popen(
-        [str(BIN / "dpip"), *map(str, argv)],
+        [sys.executable, "-c", shim, *command],
         env=dpip_env(config_home),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -46,6 +46,11 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
+def moved(after: Samples, before: Samples, name: str, **labels: str) -> float:
+    """How far a sample moved between two scrapes."""
+    return value(after, name, **labels) - value(before, name, **labels)
+
+
 @pytest.fixture(scope="module")
 def scrape_token(cluster: Cluster) -> str:
     return (cluster.data_dir / "metrics_token").read_text().strip()
@@ -95,17 +100,19 @@ def test_a_workload_moves_the_counters_by_exactly_its_images(
         assert admin.upload(workload_id, image_bytes(seed=seed)).status_code == 201
     admin.wait_completed(workload_id)
 
-    def moved(name: str, **labels: str) -> float:
-        return value(scrape(cluster, scrape_token), name, **labels) - value(before, name, **labels)
-
     # A done job's duration comes with its worker's result, just after the API stored it.
     wait_until(
-        lambda: moved("dpip_job_duration_seconds_count") >= IMAGES, 10, "the results' durations"
+        lambda: (
+            moved(scrape(cluster, scrape_token), before, "dpip_job_duration_seconds_count")
+            >= IMAGES
+        ),
+        10,
+        "the results' durations",
     )
     after = scrape(cluster, scrape_token)
 
     def delta(name: str, **labels: str) -> float:
-        return value(after, name, **labels) - value(before, name, **labels)
+        return moved(after, before, name, **labels)
 
     assert delta("dpip_images_uploaded_total") == IMAGES
     assert delta("dpip_jobs_total", outcome="done") == IMAGES
@@ -141,16 +148,8 @@ def test_a_failing_job_counts_its_retries_and_its_failure(
     after = scrape(cluster, scrape_token)
     # 3 attempts: 2 failed and queued again, the last failed for good, in one transaction
     # each with the job's own change.
-    assert (
-        value(after, "dpip_jobs_total", outcome="retried")
-        - value(before, "dpip_jobs_total", outcome="retried")
-        == 2
-    )
-    assert (
-        value(after, "dpip_jobs_total", outcome="failed")
-        - value(before, "dpip_jobs_total", outcome="failed")
-        == 1
-    )
+    assert moved(after, before, "dpip_jobs_total", outcome="retried") == 2
+    assert moved(after, before, "dpip_jobs_total", outcome="failed") == 1
 
 
 def test_random_paths_add_one_label_set(cluster: Cluster, admin: Client, scrape_token: str) -> None:

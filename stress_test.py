@@ -133,6 +133,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     target.add_argument(
         "--spawn", action="store_true", help="start `dpip up` in a temp dir, stop it at the end"
     )
+    parser.add_argument(
+        "--spawn-dir",
+        type=Path,
+        metavar="DIR",
+        help="--spawn: keep the system's data and images in DIR (made if missing, left in "
+        "place) instead of a temp dir removed at the end; see bench/README.md for why a "
+        "benchmark wants this",
+    )
     parser.add_argument("--user", default="admin", help="with --url (default: admin)")
     parser.add_argument("--password", help="with --url")
     parser.add_argument(
@@ -209,6 +217,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "one flame graph each in DIR (pip install py-spy)",
     )
     args = parser.parse_args(argv)
+    if args.spawn_dir and not args.spawn:
+        parser.error("--spawn-dir needs --spawn")
     if args.profile and not (args.spawn and py_spy_command()):
         parser.error("--profile needs --spawn and py-spy (pip install py-spy)")
     if args.url and not args.password:

@@ -42,29 +42,31 @@ def filter_file(task: tuple[str, str, str, float]) -> None:
     Path(target).write_bytes(filter_image_bytes(Path(source).read_bytes(), filter_name, radius))
 
 
-def raw_images_per_s(case: Case, images: list[bytes], pool: Pool, cores: int) -> float:
-    """Write the case's images to disk, then time filtering them all in the pool."""
-    with tempfile.TemporaryDirectory(prefix="dpip-bench-raw-") as root:
-        tasks = []
-        for index, data in enumerate(images):
-            source = Path(root, f"{index}.{case.image_format}")
-            source.write_bytes(data)
-            target = Path(root, f"{index}.filtered.{case.image_format}")
-            tasks.append((str(source), str(target), case.filter_name, case.radius))
-        started = time.perf_counter()
-        pool.map(filter_file, tasks, chunksize=max(1, len(images) // (16 * cores)))
-        return len(images) / (time.perf_counter() - started)
+def raw_images_per_s(case: Case, images: list[bytes], pool: Pool, cores: int, root: Path) -> float:
+    """Write the case's images to disk under `root`, then time filtering them all in the pool."""
+    root.mkdir()
+    tasks = []
+    for index, data in enumerate(images):
+        source = root / f"{index}.{case.image_format}"
+        source.write_bytes(data)
+        target = root / f"{index}.filtered.{case.image_format}"
+        tasks.append((str(source), str(target), case.filter_name, case.radius))
+    started = time.perf_counter()
+    pool.map(filter_file, tasks, chunksize=max(1, len(images) // (16 * cores)))
+    return len(images) / (time.perf_counter() - started)
 
 
 def stress_test_argv(
-    case: Case, count: int, workers: int, concurrency: int, json_path: Path
+    case: Case, count: int, workers: int, concurrency: int, root: Path
 ) -> list[str]:
+    """stress_test.py on a system whose files stay in `root` (removed with the run's
+    scratch), writing its report to `root`/report.json."""
     argv = [
-        *(sys.executable, str(REPO / "stress_test.py"), "--spawn"),
+        *(sys.executable, str(REPO / "stress_test.py"), "--spawn", "--spawn-dir", str(root)),
         *("--workers", str(workers), "--worker-concurrency", str(concurrency)),
         *("--images", str(count), "--size", case.size, "--format", case.image_format),
         *("--filter", case.filter_name, "--radius", str(case.radius)),
-        *("--quiet", "--timeout", str(CASE_TIMEOUT_S), "--json", str(json_path)),
+        *("--quiet", "--timeout", str(CASE_TIMEOUT_S), "--json", str(root / "report.json")),
     ]
     if case.batch:
         argv += ["--batch", str(case.batch), "--upload-as", case.upload_as]
@@ -88,17 +90,14 @@ def run_stress_test(argv: list[str]) -> tuple[int, str]:
 
 
 def dpip_report(
-    case: Case, count: int, workers: int, concurrency: int
+    case: Case, count: int, workers: int, concurrency: int, root: Path
 ) -> tuple[int, dict[str, Any] | None]:
     """stress_test.py's exit code and JSON report of the case (None when it wrote none)."""
-    with tempfile.TemporaryDirectory(prefix="dpip-bench-") as root:
-        json_path = Path(root, "report.json")
-        code, output = run_stress_test(
-            stress_test_argv(case, count, workers, concurrency, json_path)
-        )
-        if code != 0:
-            print(f"WARN name={case.name} stress_test exit {code}:\n{output.strip()}", flush=True)
-        return code, json.loads(json_path.read_text()) if json_path.exists() else None
+    code, output = run_stress_test(stress_test_argv(case, count, workers, concurrency, root))
+    if code != 0:
+        print(f"WARN name={case.name} stress_test exit {code}:\n{output.strip()}", flush=True)
+    report_path = root / "report.json"
+    return code, json.loads(report_path.read_text()) if report_path.exists() else None
 
 
 def figure(value: float | None) -> str:
@@ -145,15 +144,22 @@ def print_details(name: str, report: dict[str, Any]) -> None:
 
 
 def run_case(
-    case: Case, count: int, workers: int, concurrency: int, pool: Pool, peer: str | None
+    case: Case,
+    count: int,
+    workers: int,
+    concurrency: int,
+    pool: Pool,
+    peer: str | None,
+    scratch: Path,
 ) -> None:
     """Measure one case: the raw limit, DPIP and (for a throughput case) the peer, on the
-    same images; print its CASE, INFO, CPU, ARCHIVE, PEER and TARGET lines."""
+    same images; print its CASE, INFO, CPU, ARCHIVE, PEER and TARGET lines. Their files
+    stay in `scratch` until the whole run ends (see `main`)."""
     cores = os.cpu_count() or 1
     image_format = FORMATS[case.image_format][0]
     images = generate_images(pool, count, parse_size(case.size), image_format)
-    raw_ips = raw_images_per_s(case, images, pool, cores)
-    code, report = dpip_report(case, count, workers, concurrency)
+    raw_ips = raw_images_per_s(case, images, pool, cores, scratch / f"{case.name}-raw")
+    code, report = dpip_report(case, count, workers, concurrency, scratch / f"{case.name}-dpip")
     if report is None:
         print(f"CASE name={case.name} images={count} raw_ips={raw_ips:.2f} dpip_ips=n/a")
         return
@@ -236,11 +242,17 @@ def main() -> None:
         f"CONFIG workers={args.workers} worker_concurrency={concurrency} quick={args.quick} "
         f"peer={args.peer or 'none'}"
     )
-    with multiprocessing.get_context("spawn").Pool(cores) as pool:
+    # Nothing is deleted until the end: on a file system without a journal (this host's
+    # ext4), creating files stays slow for a minute or more after many were deleted, so a
+    # case that followed another's clean-up would pay for it (bench/README.md).
+    with (
+        tempfile.TemporaryDirectory(prefix="dpip-bench-") as scratch,
+        multiprocessing.get_context("spawn").Pool(cores) as pool,
+    ):
         for case in CASES:
             if case.name in args.cases:
                 count = case.quick_images if args.quick else case.images
-                run_case(case, count, args.workers, concurrency, pool, args.peer)
+                run_case(case, count, args.workers, concurrency, pool, args.peer, Path(scratch))
 
 
 if __name__ == "__main__":

@@ -81,10 +81,24 @@ def stop_process_group(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def spawned_system(workers: int, concurrency: int | None, deadline: float) -> Iterator[System]:
-    """Run `dpip up` in a temp dir on free ports for the duration of the block."""
-    password = secrets.token_urlsafe(18)
+def _system_root(kept: Path | None) -> Iterator[str]:
+    """`kept` (made if missing, left in place), or a temp dir removed at the end."""
+    if kept is not None:
+        kept.mkdir(parents=True, exist_ok=True)
+        yield str(kept)
+        return
     with tempfile.TemporaryDirectory(prefix="dpip-stress-") as root:
+        yield root
+
+
+@contextmanager
+def spawned_system(
+    workers: int, concurrency: int | None, deadline: float, kept_root: Path | None = None
+) -> Iterator[System]:
+    """Run `dpip up` on free ports for the duration of the block, its data and images in
+    `kept_root` or in a temp dir."""
+    password = secrets.token_urlsafe(18)
+    with _system_root(kept_root) as root:
         port, controller_port = free_ports(2)
         argv = [
             str(Path(sys.executable).with_name("dpip")),
@@ -118,7 +132,9 @@ def spawned_system(workers: int, concurrency: int | None, deadline: float) -> It
 def system_under_test(args: argparse.Namespace, deadline: float) -> Iterator[System]:
     """The system named by --url, or one started by --spawn."""
     if args.spawn:
-        with spawned_system(args.workers, args.worker_concurrency, deadline) as system:
+        with spawned_system(
+            args.workers, args.worker_concurrency, deadline, args.spawn_dir
+        ) as system:
             yield system
     else:
         yield System(args.url, args.user, args.password)

@@ -55,32 +55,30 @@ def error_response(status: int, code: str, message: str):
     return response
 
 
-def _answer_with(status: int, code: str):
-    def answer(e: DPIPError):
-        if status >= 500:
-            log.warning("%s: %s", code, e)
-        return error_response(status, code, str(e))
-
-    return answer
-
-
-def register_error_handlers(app: Flask) -> None:
-    """Answer APIError, ANSWERS' errors, HTTP errors and unexpected ones in the JSON shape."""
-    for error_class, (status, code) in ANSWERS.items():
-        app.register_error_handler(error_class, _answer_with(status, code))
-
-    @app.errorhandler(APIError)
-    def handle_api_error(e: APIError):
-        return error_response(e.status, e.code, e.message)
-
-    @app.errorhandler(HTTPException)
-    def handle_http_error(e: HTTPException):
+def error_answer(e: Exception) -> tuple[int, str, str]:
+    """The status, code and message an error is answered with, whatever its kind: an
+    APIError says its own; a lower package's error, the closest class in ANSWERS; an HTTP
+    error, its status; anything else is a 500 (logged with its traceback)."""
+    if isinstance(e, APIError):
+        return e.status, e.code, e.message
+    if isinstance(e, HTTPException):
         code = re.sub(r"[^a-z]+", "_", (e.name or "error").lower()).strip("_")
         if e.code == 413:
             code = "payload_too_large"
-        return error_response(e.code or 500, code, e.description or e.name)
+        return e.code or 500, code, e.description or e.name
+    answer = next((ANSWERS[c] for c in type(e).__mro__ if c in ANSWERS), None)
+    if answer is None:
+        log.exception("unhandled error")
+        return 500, "internal_error", "the server failed; see its log"
+    status, code = answer
+    if status >= 500:
+        log.warning("%s: %s", code, e)
+    return status, code, str(e)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Answer every error in the JSON shape (`error_answer`)."""
 
     @app.errorhandler(Exception)
-    def handle_unexpected(e: Exception):
-        log.exception("unhandled error")
-        return error_response(500, "internal_error", "the server failed; see its log")
+    def answer_in_json(e: Exception):
+        return error_response(*error_answer(e))

@@ -154,6 +154,22 @@ UPGRADES: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE metric_counts (name TEXT NOT NULL, label TEXT NOT NULL,"
         " value REAL NOT NULL, PRIMARY KEY (name, label)) WITHOUT ROWID",
     ),
+    # 8: each worker's recent telemetry, one sample per step (datastore/worker_history.py),
+    # so the dashboard's sparklines survive a restart and agree across API processes; and
+    # the jobs each worker finished, counted by a trigger as they finish (a lifetime count:
+    # deleting a workload does not take it back), instead of counted over the jobs per read.
+    (
+        "CREATE TABLE worker_samples (worker_id INTEGER NOT NULL"
+        " REFERENCES workers(id) ON DELETE CASCADE, step INTEGER NOT NULL, at REAL NOT NULL,"
+        " cpu_percent REAL NOT NULL, memory_percent REAL NOT NULL, gpu_percent REAL,"
+        " PRIMARY KEY (worker_id, step)) WITHOUT ROWID",
+        "ALTER TABLE workers ADD COLUMN jobs_done INTEGER NOT NULL DEFAULT 0",
+        "UPDATE workers SET jobs_done ="
+        " (SELECT COUNT(*) FROM jobs WHERE worker_id = workers.id AND status = 'done')",
+        "CREATE TRIGGER worker_jobs_done AFTER UPDATE OF status ON jobs"
+        " WHEN NEW.status = 'done' AND OLD.status != 'done' AND NEW.worker_id IS NOT NULL"
+        " BEGIN UPDATE workers SET jobs_done = jobs_done + 1 WHERE id = NEW.worker_id; END",
+    ),
 )
 SCHEMA_VERSION = 1 + len(UPGRADES)
 

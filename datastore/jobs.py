@@ -226,14 +226,3 @@ def running_jobs_by_worker(conn: sqlite3.Connection) -> dict[int, set[int]]:
     ):
         running.setdefault(worker_id, set()).add(job_id)
     return running
-
-
-def done_jobs_by_worker(conn: sqlite3.Connection) -> dict[int, int]:
-    """Map each worker id to the count of jobs it finished (done), per the datastore."""
-    return dict(
-        conn.execute(
-            "SELECT worker_id, COUNT(*) FROM jobs WHERE status = ? AND worker_id IS NOT NULL"
-            " GROUP BY worker_id",
-            (JobStatus.DONE,),
-        ).fetchall()
-    )

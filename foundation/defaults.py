@@ -118,8 +118,10 @@ MAX_TAG_CHARS = 64
 # history each API process keeps in memory, and its thumbnails.
 DASHBOARD_POLL_S = 1.0  # the overview's and a workload page's poll (at most 1 s: "live")
 DASHBOARD_HISTORY_S = 300.0  # seconds of worker telemetry a sparkline shows
-DASHBOARD_HISTORY_SAMPLES = 600  # samples kept per worker and workload; the oldest go first
-DASHBOARD_HISTORY_SERIES = 1000  # workers and workloads with a history, the least recent dropped
+DASHBOARD_HISTORY_SAMPLES = 600  # samples kept per workload for its images/s; the oldest go first
+DASHBOARD_HISTORY_SERIES = 1000  # workloads with an images/s history, the least recent dropped
+WORKER_HISTORY_STEP_S = 2.0  # the datastore keeps one telemetry sample per worker per step
+WORKER_HISTORY_KEPT_S = 600.0  # ... for this long (the sparklines show DASHBOARD_HISTORY_S)
 DASHBOARD_RATE_WINDOW_S = 10.0  # a workload's images/s: finished images over this many seconds
 DASHBOARD_THUMBNAILS = 24  # thumbnails of the newest results on a workload page
 THUMBNAIL_SIDE_PX = 160  # a thumbnail's longer side

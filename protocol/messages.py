@@ -120,6 +120,11 @@ class Telemetry(Message):
     process_rss_bytes: int = 0
     prefetched_job_ids: tuple[int, ...] = ()  # taken, waiting for a free slot
 
+    @property
+    def gpu_percent(self) -> float | None:
+        """The GPU's utilisation, when the worker reports a GPU."""
+        return (self.gpu or {}).get("utilization_percent")
+
 
 @dataclass(frozen=True)
 class JobAssignment:

@@ -140,7 +140,7 @@ class SchedulerCore:
         worker.last_seen = now
         worker.cpu_percent = report.cpu_percent
         worker.memory_percent = report.memory_percent
-        worker.gpu_percent = (report.gpu or {}).get("utilization_percent")
+        worker.gpu_percent = report.gpu_percent
         worker.unresponsive = worker.full = False
         reported = frozenset(report.running_job_ids).union(report.prefetched_job_ids)
         worker.reported = reported - worker.finished_lately

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import datastore
-from datastore import jobs, metric_counts, transaction, workers
+from datastore import jobs, metric_counts, transaction, worker_history, workers
 from datastore.metric_counts import JOB_DURATION, JOBS_TOTAL, QUEUE_WAIT, Tally
 from foundation import defaults
 from protocol import JobAssignment, JobOutcome, JobResults, JobStatus, Telemetry
@@ -292,6 +292,10 @@ class Scheduler:
             running_jobs=len(report.running_job_ids),
         )
         workers.record_telemetry(self._db, report.worker_id, load, decision.received_at)
+        sample = worker_history.WorkerSample(
+            decision.received_at, report.cpu_percent, report.memory_percent, report.gpu_percent
+        )
+        worker_history.record_sample(self._db, report.worker_id, sample)
         return []
 
     def _replace_link(self, decision: OpenLink) -> list[Decision]:

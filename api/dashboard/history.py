@@ -1,8 +1,10 @@
-"""A short, bounded history of numbers per series, kept in memory by each API process.
+"""A short, bounded history of numbers per series, kept in memory by each API process:
+each workload's finished count at each poll, for the overview's images/s.
 
-The datastore keeps only each worker's latest telemetry; the sparklines need the last
-minutes. Every sample is a cumulative or momentary reading of the datastore at a known
-time, so API processes that each see a share of the polls still draw the same curve.
+Every sample is a cumulative reading of the datastore at a known time, so API processes
+that each see a share of the polls still compute the same rate, and a restart loses only
+the last few seconds of it. (The workers' sparklines need minutes that outlive a restart:
+the datastore keeps those, `datastore/worker_history.py`.)
 """
 
 from __future__ import annotations

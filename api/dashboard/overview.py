@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, current_app, render_template, request
+from flask import current_app, render_template, request
 from flask.blueprints import BlueprintSetupState
 
 from api.dashboard.blueprint import bp
@@ -18,28 +18,29 @@ from api.db import get_db
 from api.status import describe_worker
 from api.tokens import Principal
 from api.workloads import describe_workload
-from datastore import jobs, workers, workloads
+from datastore import worker_history, workers, workloads
 from foundation import defaults
 from imaging import FILTERS
 from protocol import WorkloadStatus
 
-HISTORY_EXTENSION = "dpip_dashboard_history"
+RATES_EXTENSION = "dpip_dashboard_workload_rates"
 SPARK_WIDTH, SPARK_HEIGHT = 120, 24
 STATUSES = [status.value for status in WorkloadStatus]
 
 
 @bp.record_once
-def _install_history(state: BlueprintSetupState) -> None:
+def _install_rates(state: BlueprintSetupState) -> None:
     config = state.app.config["DPIP"]
-    state.app.extensions[HISTORY_EXTENSION] = HistoryRing(
+    state.app.extensions[RATES_EXTENSION] = HistoryRing(
         config.dashboard_history_series,
         config.dashboard_history_samples,
         config.dashboard_history_s,
     )
 
 
-def history(app: Flask | None = None) -> HistoryRing:
-    return (app or current_app).extensions[HISTORY_EXTENSION]
+def workload_rates() -> HistoryRing:
+    """Each workload's finished count at each poll, for its images/s."""
+    return current_app.extensions[RATES_EXTENSION]
 
 
 @dataclass(frozen=True)
@@ -61,32 +62,31 @@ class WorkloadFilter:
 
 
 def _workers() -> list[dict[str, Any]]:
-    """Each worker as /status renders it, with jobs done and its CPU/memory sparklines."""
+    """Each worker as /status renders it, with jobs done and its CPU, memory and GPU
+    sparklines (from the datastore's history, the same in every API process)."""
     db = get_db()
-    dead_after = current_app.config["DPIP"].dead_after_intervals
-    done = jobs.done_jobs_by_worker(db)
-    ring = history()
+    config = current_app.config["DPIP"]
+    history = worker_history.samples_since(db, time.time() - config.dashboard_history_s)
     shown = []
     for row in workers.list_workers(db):
-        worker = describe_worker(row, dead_after)
-        gpu = (worker["gpu"] or {}).get("utilization_percent", 0.0)
-        ring.record(("worker", row["id"]), row["last_seen"], worker["cpu"], worker["memory"], gpu)
-        samples = ring.samples(("worker", row["id"]))
-        worker["jobs_done"] = done.get(row["id"], 0)
-        worker["cpu_line"] = sparkline_points(
-            [s.values[0] for s in samples], SPARK_WIDTH, SPARK_HEIGHT
-        )
-        worker["memory_line"] = sparkline_points(
-            [s.values[1] for s in samples], SPARK_WIDTH, SPARK_HEIGHT
-        )
+        worker = describe_worker(row, config.dead_after_intervals)
+        samples = history.get(row["id"], [])
+        worker["jobs_done"] = row["jobs_done"]
+        worker["cpu_line"] = _line([s.cpu_percent for s in samples])
+        worker["memory_line"] = _line([s.memory_percent for s in samples])
+        worker["gpu_line"] = _line([s.gpu_percent for s in samples if s.gpu_percent is not None])
         shown.append(worker)
     return shown
+
+
+def _line(values: list[float]) -> str:
+    return sparkline_points(values, SPARK_WIDTH, SPARK_HEIGHT)
 
 
 def _workloads(principal: Principal, wanted: WorkloadFilter) -> list[dict[str, Any]]:
     """The caller's workloads, newest first, as GET /workloads renders them, with images/s."""
     rows = workloads.list_workloads(get_db(), None if principal.is_admin else principal.id)
-    ring, now = history(), time.time()
+    rates, now = workload_rates(), time.time()
     shown = []
     for row in reversed(rows):
         workload = describe_workload(row, with_lists=False)
@@ -94,8 +94,8 @@ def _workloads(principal: Principal, wanted: WorkloadFilter) -> list[dict[str, A
             continue
         images = workload["images"]
         key = ("workload", row["id"])
-        ring.record(key, now, images["done"] + images["failed"])
-        workload["rate"] = ring.rate(key, defaults.DASHBOARD_RATE_WINDOW_S)
+        rates.record(key, now, images["done"] + images["failed"])
+        workload["rate"] = rates.rate(key, defaults.DASHBOARD_RATE_WINDOW_S)
         shown.append(workload)
     return shown
 

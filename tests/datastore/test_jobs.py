@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import datastore
-from datastore import bearers, jobs, transaction, users, workloads
+from datastore import bearers, jobs, transaction, users, workers, workloads
 from datastore.filtered_cache import FilteredImagesCache
 from datastore.jobs import QueuedJob
 from datastore.users import UserExists
@@ -212,6 +212,26 @@ def test_complete_job_only_by_the_assigned_worker(conn, alice) -> None:
     assert row["finished_at"] is not None
     assert not jobs.complete_job(conn, workload_id, number, worker_id=7)  # duplicate result
     assert not jobs.is_assigned(conn, workload_id, number, worker_id=7)
+
+
+def test_each_worker_counts_the_jobs_it_finished_once_and_for_good(conn, alice) -> None:
+    with transaction(conn) as db:
+        worker = workers.register_worker(db, "w", [], 1, "127.0.0.1", 9, 100, "").worker_id
+    workload_id = make_workload(conn, alice, images=3)
+    ids = job_ids(conn, workload_id)
+    for job_id in ids:
+        jobs.assign_job(conn, job_id, worker_id=worker)
+    jobs.complete_job(conn, *_key(conn, ids[0]), worker_id=worker)
+    jobs.complete_job(conn, *_key(conn, ids[0]), worker_id=worker)  # a duplicate result
+    jobs.complete_job(conn, *_key(conn, ids[1]), worker_id=worker)
+    jobs.fail_attempt(conn, ids[2], worker, "broken", MAX_ATTEMPTS)
+
+    def jobs_done() -> int:
+        return conn.execute("SELECT jobs_done FROM workers WHERE id = ?", (worker,)).fetchone()[0]
+
+    assert jobs_done() == 2
+    assert users.delete_user(conn, "alice")  # and with her, the workload and its jobs
+    assert jobs_done() == 2  # what the worker did stays done
 
 
 def test_stale_worker_cannot_complete_a_reassigned_job(conn, alice) -> None:

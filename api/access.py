@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from api.db import get_db
 from api.errors import APIError, forbidden, not_found
 from api.inputs import parse_id
 from api.tokens import Principal, current_principal
-from datastore import jobs, workloads
+from datastore import Row, jobs, workloads
 
 
 def require_person() -> Principal:
@@ -28,7 +26,7 @@ def require_admin() -> Principal:
     return principal
 
 
-def visible_workload(principal: Principal, workload_id: int) -> sqlite3.Row:
+def visible_workload(principal: Principal, workload_id: int) -> Row:
     """Return the workload if the caller may see it; otherwise 404, as if it did not exist."""
     row = workloads.get_workload(get_db(), workload_id)
     if row is None or (

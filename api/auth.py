@@ -8,8 +8,6 @@ password, so a stolen token cannot guess its owner's password faster than a logi
 
 from __future__ import annotations
 
-import sqlite3
-
 from flask import Blueprint, abort, current_app, jsonify, request
 from flask.blueprints import BlueprintSetupState
 from flask_jwt_extended import get_jwt, jwt_required
@@ -31,7 +29,7 @@ from api.openapi import (
     object_of,
 )
 from api.tokens import mint_user_token
-from datastore import transaction, users
+from datastore import Row, transaction, users
 from protocol import UserRole
 
 bp = Blueprint("auth", __name__)
@@ -93,7 +91,7 @@ def _credentials() -> tuple[str, str]:
     return username, password
 
 
-def verify_password(username: str, password: str) -> sqlite3.Row | None:
+def verify_password(username: str, password: str) -> Row | None:
     """Return the user when the password is theirs, None when not (a counted failure).
 
     A throttled client is answered 429 with Retry-After at once, before any password check.

@@ -9,7 +9,6 @@ are read as they are now. Every API process, on any host, answers the same.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Iterator
 
 from prometheus_client.core import (
@@ -20,7 +19,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from datastore import metric_counts, workers
+from datastore import Connection, metric_counts, workers
 from datastore.metric_counts import IMAGES_UPLOADED, JOB_OUTCOMES, JOBS_TOTAL, Histogram
 from protocol import JobStatus
 
@@ -30,9 +29,7 @@ TOTAL_SUFFIX = "_total"  # prometheus_client adds it to a counter family's name
 class ClusterCollector(Collector):
     """Reads the datastore on each scrape through `connection` (the request's)."""
 
-    def __init__(
-        self, connection: Callable[[], sqlite3.Connection], dead_after_intervals: int
-    ) -> None:
+    def __init__(self, connection: Callable[[], Connection], dead_after_intervals: int) -> None:
         self._connection = connection
         self._dead_after_intervals = dead_after_intervals
 
@@ -62,7 +59,7 @@ class ClusterCollector(Collector):
         )
         yield from self._gauges(conn)
 
-    def _gauges(self, conn: sqlite3.Connection) -> Iterator[Metric]:
+    def _gauges(self, conn: Connection) -> Iterator[Metric]:
         by_status = metric_counts.jobs_by_status(conn)
         yield GaugeMetricFamily(
             "dpip_jobs_queued", "Jobs waiting for a worker.", by_status.get(JobStatus.QUEUED, 0)

@@ -7,17 +7,17 @@ teardown only makes sure no transaction outlives the request.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 
 from flask import Flask, current_app
 
 import datastore
+from datastore import Connection
 
 _per_thread = threading.local()
 
 
-def get_db() -> sqlite3.Connection:
+def get_db() -> Connection:
     path = current_app.config["DPIP"].database_path
     conn = getattr(_per_thread, "conn", None)
     if conn is None or _per_thread.path != path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import sqlite3
 
 from flask import Blueprint, current_app, jsonify, request, send_file
 from flask.blueprints import BlueprintSetupState
@@ -28,7 +27,7 @@ from api.openapi import (
 )
 from api.originals import StagedOriginal, store_originals
 from api.tokens import Principal, current_principal
-from datastore import jobs, metric_counts, transaction, workloads
+from datastore import Row, jobs, metric_counts, transaction, workloads
 from imagestore import ImageName, ImageStore, LocalImageStore
 from imaging import ImageInfo, ImageRejected, ImageTooLarge, extension_of, inspect_image
 from imaging.inspection import ALLOWED_FORMATS
@@ -114,14 +113,12 @@ def _inspect_upload(data: bytes) -> ImageInfo:
         raise APIError(413 if isinstance(e, ImageTooLarge) else 400, e.code, str(e)) from e
 
 
-def _store_original(
-    workload: sqlite3.Row, data: bytes, info: ImageInfo, filename: str | None
-) -> int:
+def _store_original(workload: Row, data: bytes, info: ImageInfo, filename: str | None) -> int:
     with image_store().put(workload["dir_name"], io.BytesIO(data)) as staged:
         return store_originals(workload, [StagedOriginal(staged, info, len(data), filename)])[0]
 
 
-def _store_filtered(principal: Principal, workload: sqlite3.Row, number: int, data: bytes) -> None:
+def _store_filtered(principal: Principal, workload: Row, number: int, data: bytes) -> None:
     if not principal.is_worker:
         raise forbidden("only the worker running the job may upload a filtered result")
     image = workloads.get_image(get_db(), workload["id"], number)

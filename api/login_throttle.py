@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from datastore import login_failures, transaction
+from datastore import Connection, login_failures, transaction
 from foundation import defaults
 
 
@@ -63,7 +62,7 @@ class LoginThrottle:
 
     def __init__(
         self,
-        connection: Callable[[], sqlite3.Connection],
+        connection: Callable[[], Connection],
         max_failures: int = defaults.LOGIN_MAX_FAILURES,
         window_s: float = defaults.LOGIN_WINDOW_S,
         max_failures_per_address: int = defaults.LOGIN_MAX_FAILURES_PER_ADDRESS,
@@ -112,7 +111,7 @@ class LoginThrottle:
                 self._forget_accounts_past_the_cap(conn)
         return wait
 
-    def _wait_s(self, conn: sqlite3.Connection, username: str, address: str, now: float) -> float:
+    def _wait_s(self, conn: Connection, username: str, address: str, now: float) -> float:
         pair, per_address = self._keys(username, address)
         wait = self._account_wait_s(conn, username, now)
         for key, limit in ((pair, self.max_failures), (per_address, self.max_failures_per_address)):
@@ -124,7 +123,7 @@ class LoginThrottle:
                 wait = max(wait, oldest_counted + self.window_s - now)
         return max(wait, 0.0)
 
-    def _account_wait_s(self, conn: sqlite3.Connection, username: str, now: float) -> float:
+    def _account_wait_s(self, conn: Connection, username: str, now: float) -> float:
         """Seconds until the account's delay after its last failure ends (may be negative)."""
         failures, last_failed_at = login_failures.account_failures(
             conn, self._account(username), after=now - self.account_delay.memory_s
@@ -140,7 +139,7 @@ class LoginThrottle:
             login_failures.add_failures(conn, self._keys(username, address), now)
             self._forget_past_the_cap(conn)
 
-    def _forget_past_the_cap(self, conn: sqlite3.Connection) -> None:
+    def _forget_past_the_cap(self, conn: Connection) -> None:
         """Past `max_entries` keys, forget those whose newest failure is oldest."""
         # Counting rows is cheap and counting keys is not; there are never fewer rows than keys.
         if login_failures.count_failures(conn) <= self.max_entries:
@@ -152,7 +151,7 @@ class LoginThrottle:
             keep = self.max_entries - self.max_entries // 10
             login_failures.forget_stalest_keys(conn, tracked - keep)
 
-    def _forget_accounts_past_the_cap(self, conn: sqlite3.Connection) -> None:
+    def _forget_accounts_past_the_cap(self, conn: Connection) -> None:
         """Past `max_entries` accounts, forget those whose last failure is oldest."""
         tracked = login_failures.count_accounts(conn)
         if tracked > self.max_entries:

@@ -7,14 +7,13 @@ rows and the files appear together, or neither does.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from flask import current_app
 
 from api.db import get_db
-from datastore import transaction, workloads
+from datastore import Row, transaction, workloads
 from imagestore import ImageName, StagedImage
 from imaging import ImageInfo
 
@@ -29,7 +28,7 @@ class StagedOriginal:
     filename: str | None  # what the client called it
 
 
-def store_originals(workload: sqlite3.Row, originals: Sequence[StagedOriginal]) -> list[int]:
+def store_originals(workload: Row, originals: Sequence[StagedOriginal]) -> list[int]:
     """Number `originals` in order, queue their jobs and commit their files, all in one
     transaction; then poke the controller once. Returns their numbers."""
     new = [

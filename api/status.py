@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from typing import Any
 
@@ -24,7 +23,7 @@ from api.openapi import (
     json_answer,
     object_of,
 )
-from datastore import workers, workloads
+from datastore import Row, workers, workloads
 from protocol import WorkloadStatus
 
 bp = Blueprint("status", __name__)
@@ -112,7 +111,7 @@ def status():
     )
 
 
-def describe_worker(row: sqlite3.Row, dead_after_intervals: int) -> dict[str, Any]:
+def describe_worker(row: Row, dead_after_intervals: int) -> dict[str, Any]:
     """Render a worker's row with its latest telemetry and whether it is alive."""
     return {
         "name": row["name"],

@@ -8,7 +8,6 @@ Tokens are minted by `foundation.tokens`, which the controller uses for worker t
 from __future__ import annotations
 
 import secrets
-import sqlite3
 import threading
 import time
 from collections import OrderedDict
@@ -20,7 +19,7 @@ from flask_jwt_extended import JWTManager, current_user
 
 from api.db import get_db
 from api.errors import error_response
-from datastore import bearers, workers
+from datastore import Row, bearers, workers
 from datastore.bearers import Bearer
 from foundation import defaults
 from foundation.tokens import (
@@ -119,7 +118,7 @@ def configure_jwt(
     return CachingJWTManager(app, defaults.VERIFIED_TOKENS_CACHED)
 
 
-def mint_user_token(user: sqlite3.Row, with_csrf: bool = False) -> str:
+def mint_user_token(user: Row, with_csrf: bool = False) -> str:
     """Create a token for a user's row, valid until its password changes (or it expires).
 
     `with_csrf`: for the dashboard's cookie, a random CSRF value (flask-jwt-extended's

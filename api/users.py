@@ -7,8 +7,6 @@ caller's; an admin resetting another user's password needs only the new one.
 
 from __future__ import annotations
 
-import sqlite3
-
 from flask import Blueprint, jsonify
 from flask_jwt_extended import jwt_required
 
@@ -32,7 +30,7 @@ from api.openapi import (
     object_of,
 )
 from api.tokens import mint_user_token
-from datastore import transaction, users
+from datastore import Row, transaction, users
 from protocol import UserRole
 
 bp = Blueprint("users", __name__)
@@ -77,7 +75,7 @@ NO_SUCH_USER = "`not_found`: no such user (or, for a user, anyone but themselves
 ADMINS_ONLY = "`forbidden`: not an admin, or a worker token."
 
 
-def describe_user(row: sqlite3.Row) -> dict:
+def describe_user(row: Row) -> dict:
     return {"username": row["username"], "role": row["role"]}
 
 
@@ -96,7 +94,7 @@ def _check_current_password(username: str, value) -> None:
         raise APIError(403, "wrong_password", "'current_password' is not your password")
 
 
-def _existing(username: str) -> sqlite3.Row:
+def _existing(username: str) -> Row:
     row = users.find_user_by_name(get_db(), username)
     if row is None:
         raise not_found(f"user {username!r} does not exist")

@@ -4,7 +4,6 @@ download them in one streamed zip."""
 from __future__ import annotations
 
 import io
-import sqlite3
 from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -43,7 +42,7 @@ from api.openapi import (
 )
 from api.originals import StagedOriginal, store_originals
 from api.zip_stream import ZipEntry, stream_zip
-from datastore import workloads
+from datastore import Row, workloads
 from foundation import defaults
 from imagestore import ImageName, ImageStore
 from imaging import ImageInfo, ImageRejected, extension_of, inspect_image
@@ -193,7 +192,7 @@ def _page_limit(config: ApiConfig) -> int:
     return limit
 
 
-def _describe_image(row: sqlite3.Row) -> dict[str, Any]:
+def _describe_image(row: Row) -> dict[str, Any]:
     return {
         "image_id": row["number"],
         "filename": row["filename"],
@@ -259,7 +258,7 @@ def list_images(workload_id: int):
 
 
 def _archive_entries(
-    store: ImageStore, directory: str, kind: str, rows: list[sqlite3.Row]
+    store: ImageStore, directory: str, kind: str, rows: list[Row]
 ) -> Iterator[ZipEntry]:
     """The zip's image entries, `000042.jpg`, each file looked up only when its turn comes
     (after the request, as the zip is sent)."""

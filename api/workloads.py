@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 import time
 from typing import Any
 
@@ -33,7 +32,7 @@ from api.openapi import (
     query,
 )
 from api.validation import validate_workload_request
-from datastore import transaction, workloads
+from datastore import Row, transaction, workloads
 from foundation import defaults
 from imaging import FILTERS
 from protocol import JobStatus, WorkloadStatus
@@ -103,7 +102,7 @@ WORKLOAD = component(
 )
 
 
-def describe_workload(row: sqlite3.Row, with_lists: bool = True) -> dict[str, Any]:
+def describe_workload(row: Row, with_lists: bool = True) -> dict[str, Any]:
     """Render a workload with its derived status and progress."""
     progress = workloads.workload_progress(
         get_db(), row["id"], with_lists, current_app.extensions["dpip_filtered_images"]
@@ -238,7 +237,7 @@ def _finished(body: dict[str, Any]) -> int:
     return body["images"]["done"] + body["images"]["failed"]
 
 
-def _wait_for_progress(row: sqlite3.Row, wait_s: float, seen: int | None) -> dict[str, Any]:
+def _wait_for_progress(row: Row, wait_s: float, seen: int | None) -> dict[str, Any]:
     """Answer once more images finished than `seen` (by default: than when the request came),
     once the workload is completed, or when `wait_s` ran out, whichever comes first.
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import secrets
-import sqlite3
 import time
 
 from controller.config import ControllerConfig
-from datastore import transaction, workers
+from datastore import Connection, transaction, workers
 from foundation import defaults
 from foundation.tokens import WORKER_TOKEN_ID_CLAIM, mint_token
 from protocol import JoinAccepted, JoinProofs, JoinRefused, JoinRequest, UserRole, proves
@@ -15,7 +14,7 @@ from scheduler import WorkerRegistration
 
 
 def admit_worker(
-    conn: sqlite3.Connection,
+    conn: Connection,
     config: ControllerConfig,
     request: JoinRequest,
     proofs: JoinProofs | None,

@@ -1,5 +1,7 @@
-"""The datastore: SQLite in WAL mode, the one source of truth for cluster state."""
+"""The datastore: the one source of truth for cluster state, in SQLite (WAL mode, the
+default) or PostgreSQL."""
 
-from datastore.connection import StoreError, connect, transaction
+from datastore.connection import Connection, Row, connect, transaction
+from datastore.errors import StoreError
 
-__all__ = ["StoreError", "connect", "transaction"]
+__all__ = ["Connection", "Row", "StoreError", "connect", "transaction"]

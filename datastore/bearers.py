@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
+from datastore.connection import Connection
 from protocol import UserRole
 
 
@@ -18,7 +18,7 @@ class Bearer:
     revoked: bool
 
 
-def user_bearer(conn: sqlite3.Connection, user_id: int, jti: str, generation: int) -> Bearer | None:
+def user_bearer(conn: Connection, user_id: int, jti: str, generation: int) -> Bearer | None:
     """The user, its token revoked by logout or by a password change since (which moves the
     user's generation up); None for no such user."""
     row = conn.execute(
@@ -30,12 +30,12 @@ def user_bearer(conn: sqlite3.Connection, user_id: int, jti: str, generation: in
 
 
 def worker_bearer(
-    conn: sqlite3.Connection, worker_id: int, jti: str, token_id: str | None
+    conn: Connection, worker_id: int, jti: str, token_id: str | None
 ) -> Bearer | None:
     """The worker, its token revoked unless it is the membership of the worker alive now
     (a worker's tokens die with its membership); None for no such worker."""
     row = conn.execute(
-        "SELECT id, name, (alive = 1 AND token_id = ?) IS NOT 1"
+        "SELECT id, name, (alive = 1 AND token_id = ?) IS NOT TRUE"
         " OR EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?) FROM workers WHERE id = ?",
         (token_id, jti, worker_id),
     ).fetchone()

@@ -1,4 +1,5 @@
-"""Open the SQLite datastore in WAL mode and create its schema."""
+"""Open the datastore: SQLite in WAL mode (the default, a file in the data dir, with its
+schema and upgrades here) or PostgreSQL (a `postgresql://` URL, datastore/postgres.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from foundation.errors import DPIPError
+from datastore import postgres
+from datastore.dialect import SQLITE
+from datastore.errors import StoreError
+from datastore.postgres import PostgresConnection, PostgresRow
 
 SCHEMA = """
 BEGIN IMMEDIATE;
@@ -177,8 +181,17 @@ SCHEMA_VERSION = 1 + len(UPGRADES)
 WAL_SWITCH_TIMEOUT_S = 30.0  # as long as the busy timeout of every other statement
 
 
-class StoreError(DPIPError):
-    """Raised when the datastore cannot be opened or written."""
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+class SqliteConnection(sqlite3.Connection):
+    """SQLite's connection, saying which SQL it speaks (`datastore/dialect.py`)."""
+
+    dialect = SQLITE
+
+
+Connection = SqliteConnection | PostgresConnection
+Row = sqlite3.Row | PostgresRow  # read by position or by column name
 
 
 def _use_wal(conn: sqlite3.Connection) -> None:
@@ -201,10 +214,23 @@ def _use_wal(conn: sqlite3.Connection) -> None:
         raise sqlite3.OperationalError(f"cannot use WAL mode (journal mode stays {mode})")
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open the datastore at `path` (creating its schema), in WAL mode with autocommit."""
+def connect(location: Path | str) -> Connection:
+    """Open the datastore at `location`, creating its schema: a PostgreSQL URL, or the path
+    of a SQLite file (in WAL mode). Either autocommits outside `transaction`."""
+    if isinstance(location, str) and location.startswith(POSTGRES_SCHEMES):
+        return postgres.connect(location)
+    return _connect_sqlite(Path(location))
+
+
+def _connect_sqlite(path: Path) -> SqliteConnection:
     try:
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            path,
+            timeout=30,
+            isolation_level=None,
+            check_same_thread=False,
+            factory=SqliteConnection,
+        )
         conn.row_factory = sqlite3.Row
         _use_wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -239,9 +265,9 @@ def _upgrade(conn: sqlite3.Connection) -> None:
 
 
 @contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """Run the block as one write transaction, taken up front so it never deadlocks."""
-    conn.execute("BEGIN IMMEDIATE")
+def transaction(conn: Connection) -> Iterator[Connection]:
+    """Run the block as one write transaction, begun so that it never deadlocks."""
+    conn.execute(conn.dialect.begin)
     try:
         yield conn
     except BaseException:

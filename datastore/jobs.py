@@ -6,11 +6,11 @@ Every transition is one conditional UPDATE, so a late or duplicate event changes
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from datastore.connection import Connection
 from protocol import JobStatus
 
 
@@ -30,7 +30,7 @@ class QueuedJob:
 
 
 def load_queued_jobs(
-    conn: sqlite3.Connection, after_id: int = 0, job_ids: list[int] | None = None
+    conn: Connection, after_id: int = 0, job_ids: list[int] | None = None
 ) -> list[QueuedJob]:
     """Return queued jobs with an id above `after_id` (or among `job_ids`), oldest first."""
     query = (
@@ -41,8 +41,8 @@ def load_queued_jobs(
     )
     args: list = [JobStatus.QUEUED, after_id]
     if job_ids is not None:
-        query += f" AND jobs.id IN ({','.join('?' * len(job_ids))})"
-        args += job_ids
+        query += f" AND jobs.id IN {conn.dialect.ids_in_json}"
+        args.append(json.dumps(job_ids))
     rows = conn.execute(query + " ORDER BY jobs.id", args).fetchall()
     return [
         QueuedJob(
@@ -60,7 +60,7 @@ def load_queued_jobs(
     ]
 
 
-def queued_job_ids(conn: sqlite3.Connection) -> list[int]:
+def queued_job_ids(conn: Connection) -> list[int]:
     """Ids of every queued job, oldest first."""
     return [
         row[0]
@@ -70,7 +70,7 @@ def queued_job_ids(conn: sqlite3.Connection) -> list[int]:
     ]
 
 
-def assign_job(conn: sqlite3.Connection, job_id: int, worker_id: int) -> int | None:
+def assign_job(conn: Connection, job_id: int, worker_id: int) -> int | None:
     """Mark a queued job as running on a worker; return its attempt number, None if not queued."""
     row = conn.execute(
         "UPDATE jobs SET status = ?, worker_id = ?, attempts = attempts + 1, started_at = ?"
@@ -80,18 +80,18 @@ def assign_job(conn: sqlite3.Connection, job_id: int, worker_id: int) -> int | N
     return None if row is None else row[0]
 
 
-def queue_waits(conn: sqlite3.Connection, job_ids: list[int]) -> list[float]:
+def queue_waits(conn: Connection, job_ids: list[int]) -> list[float]:
     """How long each of these running jobs waited in the queue before it started, in seconds
     (one bound parameter for any count)."""
     rows = conn.execute(
         "SELECT started_at - queued_at FROM jobs"
-        " WHERE id IN (SELECT value FROM json_each(?)) AND started_at IS NOT NULL",
+        f" WHERE id IN {conn.dialect.ids_in_json} AND started_at IS NOT NULL",
         (json.dumps(job_ids),),
     )
     return [waited for (waited,) in rows]
 
 
-def unassign_job(conn: sqlite3.Connection, job_id: int, worker_id: int) -> bool:
+def unassign_job(conn: Connection, job_id: int, worker_id: int) -> bool:
     """Put back a job the worker never received; the attempt does not count. The job's
     queue time starts again. False if it was not running there."""
     return (
@@ -104,7 +104,7 @@ def unassign_job(conn: sqlite3.Connection, job_id: int, worker_id: int) -> bool:
     )
 
 
-def is_assigned(conn: sqlite3.Connection, workload_id: int, number: int, worker_id: int) -> bool:
+def is_assigned(conn: Connection, workload_id: int, number: int, worker_id: int) -> bool:
     """Whether the image's job runs on this worker now."""
     return (
         conn.execute(
@@ -126,7 +126,7 @@ class HeldImage:
     format: str  # the original's, which its result keeps
 
 
-def images_held_by(conn: sqlite3.Connection, worker_id: int) -> dict[tuple[int, int], HeldImage]:
+def images_held_by(conn: Connection, worker_id: int) -> dict[tuple[int, int], HeldImage]:
     """The images of every job running on the worker, by (workload id, image number).
 
     One indexed query bounded by what the worker holds, so a batch request costs a set
@@ -143,7 +143,7 @@ def images_held_by(conn: sqlite3.Connection, worker_id: int) -> dict[tuple[int, 
     return {(row[0], row[1]): HeldImage(*row) for row in rows}
 
 
-def complete_job(conn: sqlite3.Connection, workload_id: int, number: int, worker_id: int) -> bool:
+def complete_job(conn: Connection, workload_id: int, number: int, worker_id: int) -> bool:
     """Mark the image's job done if this worker still holds it; False means a stale result."""
     return (
         conn.execute(
@@ -156,7 +156,7 @@ def complete_job(conn: sqlite3.Connection, workload_id: int, number: int, worker
 
 
 def fail_attempt(
-    conn: sqlite3.Connection, job_id: int, worker_id: int, error: str, max_attempts: int
+    conn: Connection, job_id: int, worker_id: int, error: str, max_attempts: int
 ) -> JobStatus | None:
     """Record a failed attempt: back to the queue (its queue time starts again), or failed
     at the attempt limit."""
@@ -184,7 +184,7 @@ def fail_attempt(
 
 
 def release_worker_jobs(
-    conn: sqlite3.Connection,
+    conn: Connection,
     worker_id: int,
     keep_job_ids: frozenset[int],
     error: str,
@@ -209,16 +209,16 @@ def release_worker_jobs(
     return requeued, failed
 
 
-def workloads_of(conn: sqlite3.Connection, job_ids: list[int]) -> set[int]:
+def workloads_of(conn: Connection, job_ids: list[int]) -> set[int]:
     """The ids of the workloads these jobs belong to (one bound parameter for any count)."""
     rows = conn.execute(
-        "SELECT DISTINCT workload_id FROM jobs WHERE id IN (SELECT value FROM json_each(?))",
+        f"SELECT DISTINCT workload_id FROM jobs WHERE id IN {conn.dialect.ids_in_json}",
         (json.dumps(job_ids),),
     )
     return {workload_id for (workload_id,) in rows}
 
 
-def running_jobs_by_worker(conn: sqlite3.Connection) -> dict[int, set[int]]:
+def running_jobs_by_worker(conn: Connection) -> dict[int, set[int]]:
     """Map each worker id to the ids of the jobs it runs, per the datastore."""
     running: dict[int, set[int]] = {}
     for job_id, worker_id in conn.execute(

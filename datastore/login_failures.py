@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 
+from datastore.connection import Connection
 
-def add_failures(conn: sqlite3.Connection, keys: Iterable[bytes], failed_at: float) -> None:
+
+def add_failures(conn: Connection, keys: Iterable[bytes], failed_at: float) -> None:
     """Count one failure at `failed_at` against each key (call inside a transaction)."""
     conn.executemany(
         "INSERT INTO login_failures (key, failed_at) VALUES (?, ?)",
@@ -14,23 +15,23 @@ def add_failures(conn: sqlite3.Connection, keys: Iterable[bytes], failed_at: flo
     )
 
 
-def delete_expired(conn: sqlite3.Connection, until: float) -> None:
+def delete_expired(conn: Connection, until: float) -> None:
     """Forget the failures at or before `until`."""
     conn.execute("DELETE FROM login_failures WHERE failed_at <= ?", (until,))
 
 
-def count_failures(conn: sqlite3.Connection) -> int:
+def count_failures(conn: Connection) -> int:
     return conn.execute("SELECT COUNT(*) FROM login_failures").fetchone()[0]
 
 
-def count_keys(conn: sqlite3.Connection) -> int:
+def count_keys(conn: Connection) -> int:
     # Faster than COUNT(DISTINCT key), which sorts instead of walking the index in key order.
     return conn.execute(
-        "SELECT COUNT(*) FROM (SELECT DISTINCT key FROM login_failures)"
+        "SELECT COUNT(*) FROM (SELECT DISTINCT key FROM login_failures) AS keys"
     ).fetchone()[0]
 
 
-def forget_stalest_keys(conn: sqlite3.Connection, count: int) -> None:
+def forget_stalest_keys(conn: Connection, count: int) -> None:
     """Forget the `count` keys whose newest failure is oldest (call inside a transaction)."""
     conn.execute(
         "DELETE FROM login_failures WHERE key IN (SELECT key FROM login_failures"
@@ -39,11 +40,11 @@ def forget_stalest_keys(conn: sqlite3.Connection, count: int) -> None:
     )
 
 
-def forget_key(conn: sqlite3.Connection, key: bytes) -> None:
+def forget_key(conn: Connection, key: bytes) -> None:
     conn.execute("DELETE FROM login_failures WHERE key = ?", (key,))
 
 
-def nth_newest_failure(conn: sqlite3.Connection, key: bytes, n: int, after: float) -> float | None:
+def nth_newest_failure(conn: Connection, key: bytes, n: int, after: float) -> float | None:
     """When the `n`-th newest failure of `key` later than `after` happened; None with fewer."""
     row = conn.execute(
         "SELECT failed_at FROM login_failures WHERE key = ? AND failed_at > ?"
@@ -56,7 +57,7 @@ def nth_newest_failure(conn: sqlite3.Connection, key: bytes, n: int, after: floa
 # The failures of each account (username digest) from any address: a count and the last one.
 
 
-def account_failures(conn: sqlite3.Connection, account: bytes, after: float) -> tuple[int, float]:
+def account_failures(conn: Connection, account: bytes, after: float) -> tuple[int, float]:
     """The account's failure count and last failure time; (0, 0.0) if none after `after`."""
     row = conn.execute(
         "SELECT failures, last_failed_at FROM account_login_failures"
@@ -66,26 +67,27 @@ def account_failures(conn: sqlite3.Connection, account: bytes, after: float) -> 
     return (0, 0.0) if row is None else (row[0], row[1])
 
 
-def add_account_failure(conn: sqlite3.Connection, account: bytes, failed_at: float) -> None:
+def add_account_failure(conn: Connection, account: bytes, failed_at: float) -> None:
     """Count one more failure of the account at `failed_at` (call inside a transaction)."""
     conn.execute(
         "INSERT INTO account_login_failures (account, failures, last_failed_at) VALUES (?, 1, ?)"
         " ON CONFLICT (account) DO UPDATE"
-        " SET failures = failures + 1, last_failed_at = excluded.last_failed_at",
+        " SET failures = account_login_failures.failures + 1,"
+        " last_failed_at = excluded.last_failed_at",
         (account, failed_at),
     )
 
 
-def delete_expired_accounts(conn: sqlite3.Connection, until: float) -> None:
+def delete_expired_accounts(conn: Connection, until: float) -> None:
     """Forget the accounts whose last failure is at or before `until`."""
     conn.execute("DELETE FROM account_login_failures WHERE last_failed_at <= ?", (until,))
 
 
-def count_accounts(conn: sqlite3.Connection) -> int:
+def count_accounts(conn: Connection) -> int:
     return conn.execute("SELECT COUNT(*) FROM account_login_failures").fetchone()[0]
 
 
-def forget_stalest_accounts(conn: sqlite3.Connection, count: int) -> None:
+def forget_stalest_accounts(conn: Connection, count: int) -> None:
     """Forget the `count` accounts whose last failure is oldest (call inside a transaction)."""
     conn.execute(
         "DELETE FROM account_login_failures WHERE account IN (SELECT account"
@@ -94,5 +96,5 @@ def forget_stalest_accounts(conn: sqlite3.Connection, count: int) -> None:
     )
 
 
-def forget_account(conn: sqlite3.Connection, account: bytes) -> None:
+def forget_account(conn: Connection, account: bytes) -> None:
     conn.execute("DELETE FROM account_login_failures WHERE account = ?", (account,))

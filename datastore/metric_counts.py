@@ -14,10 +14,11 @@ cumulative: a value is added to its own bucket only), and its sum a row of `<nam
 from __future__ import annotations
 
 import bisect
-import sqlite3
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
+
+from datastore.connection import Connection
 
 IMAGES_UPLOADED = "dpip_images_uploaded_total"
 JOBS_TOTAL = "dpip_jobs_total"  # label: the outcome
@@ -99,23 +100,23 @@ class Tally:
         return rows
 
 
-def add_tally(conn: sqlite3.Connection, tally: Tally) -> None:
+def add_tally(conn: Connection, tally: Tally) -> None:
     """Add the tally's increments (call inside the transaction of the events it counts)."""
     conn.executemany(
         "INSERT INTO metric_counts (name, label, value) VALUES (?, ?, ?)"
-        " ON CONFLICT (name, label) DO UPDATE SET value = value + excluded.value",
+        " ON CONFLICT (name, label) DO UPDATE SET value = metric_counts.value + excluded.value",
         tally.rows(),
     )
 
 
-def count(conn: sqlite3.Connection, name: str, amount: float = 1, label: str = "") -> None:
+def count(conn: Connection, name: str, amount: float = 1, label: str = "") -> None:
     """Add `amount` to one counter (call inside the transaction of the events it counts)."""
     tally = Tally()
     tally.count(name, amount, label)
     add_tally(conn, tally)
 
 
-def read_counts(conn: sqlite3.Connection) -> dict[tuple[str, str], float]:
+def read_counts(conn: Connection) -> dict[tuple[str, str], float]:
     """Every row's value, by (name, label)."""
     return {
         (name, label): value
@@ -123,11 +124,11 @@ def read_counts(conn: sqlite3.Connection) -> dict[tuple[str, str], float]:
     }
 
 
-def jobs_by_status(conn: sqlite3.Connection) -> dict[str, int]:
+def jobs_by_status(conn: Connection) -> dict[str, int]:
     """How many jobs have each status now, from the per-workload counts (no scan of jobs)."""
     return {
         status: total
         for status, total in conn.execute(
-            "SELECT status, SUM(count) FROM job_counts GROUP BY status"
+            "SELECT status, CAST(SUM(count) AS BIGINT) FROM job_counts GROUP BY status"
         )
     }

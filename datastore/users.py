@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import functools
-import sqlite3
 import time
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from datastore.connection import Connection, Row
 from foundation.errors import DPIPError
 from protocol import UserRole
 
@@ -22,20 +22,20 @@ class UserExists(DPIPError, ValueError):
 
 
 def create_user(
-    conn: sqlite3.Connection, username: str, password: str, role: UserRole = UserRole.USER
-) -> sqlite3.Row:
+    conn: Connection, username: str, password: str, role: UserRole = UserRole.USER
+) -> Row:
     """Add a user with a hashed password and return its row."""
     try:
         conn.execute(
             "INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, ?, ?)",
             (username, generate_password_hash(password), role.value, time.time()),
         )
-    except sqlite3.IntegrityError as e:
+    except conn.dialect.integrity_error as e:
         raise UserExists(f"user {username!r} already exists") from e
     return find_user_by_name(conn, username)
 
 
-def ensure_user(conn: sqlite3.Connection, username: str, password: str, role: UserRole) -> bool:
+def ensure_user(conn: Connection, username: str, password: str, role: UserRole) -> bool:
     """Create the user unless it exists; return whether it was created."""
     try:
         create_user(conn, username, password, role)
@@ -44,11 +44,11 @@ def ensure_user(conn: sqlite3.Connection, username: str, password: str, role: Us
     return True
 
 
-def find_user_by_name(conn: sqlite3.Connection, username: str) -> sqlite3.Row | None:
+def find_user_by_name(conn: Connection, username: str) -> Row | None:
     return conn.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
 
 
-def authenticate(conn: sqlite3.Connection, username: str, password: str) -> sqlite3.Row | None:
+def authenticate(conn: Connection, username: str, password: str) -> Row | None:
     """Return the user when the password matches its hash."""
     user = find_user_by_name(conn, username)
     # An unknown user costs the same hash check, so timing does not tell who exists.
@@ -58,17 +58,17 @@ def authenticate(conn: sqlite3.Connection, username: str, password: str) -> sqli
     return user
 
 
-def list_users(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+def list_users(conn: Connection) -> list[Row]:
     return conn.execute("SELECT * FROM users ORDER BY id").fetchall()
 
 
-def delete_user(conn: sqlite3.Connection, username: str) -> bool:
+def delete_user(conn: Connection, username: str) -> bool:
     """Delete the user and (by cascade) its workloads, images and jobs."""
     return conn.execute("DELETE FROM users WHERE username = ?", (username,)).rowcount > 0
 
 
 def update_user(
-    conn: sqlite3.Connection,
+    conn: Connection,
     username: str,
     password: str | None = None,
     role: UserRole | None = None,
@@ -84,9 +84,10 @@ def update_user(
         conn.execute("UPDATE users SET role = ? WHERE username = ?", (role.value, username))
 
 
-def revoke_token(conn: sqlite3.Connection, jti: str, expires_at: float) -> None:
+def revoke_token(conn: Connection, jti: str, expires_at: float) -> None:
     """Record a token as revoked until it would have expired anyway."""
     conn.execute(
-        "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) VALUES (?, ?)", (jti, expires_at)
+        "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        (jti, expires_at),
     )
     conn.execute("DELETE FROM revoked_tokens WHERE expires_at < ?", (time.time(),))

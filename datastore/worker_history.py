@@ -10,10 +10,10 @@ the span, so a worker has at most `kept_s / step_s` samples whatever its report 
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
 
+from datastore.connection import Connection
 from foundation import defaults
 
 
@@ -28,7 +28,7 @@ class WorkerSample:
 
 
 def record_sample(
-    conn: sqlite3.Connection,
+    conn: Connection,
     worker_id: int,
     sample: WorkerSample,
     step_s: float = defaults.WORKER_HISTORY_STEP_S,
@@ -36,9 +36,9 @@ def record_sample(
 ) -> None:
     step = int(sample.at // step_s)
     inserted = conn.execute(
-        "INSERT OR IGNORE INTO worker_samples"
+        "INSERT INTO worker_samples"
         " (worker_id, step, at, cpu_percent, memory_percent, gpu_percent)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (
             worker_id,
             step,
@@ -55,7 +55,7 @@ def record_sample(
         )
 
 
-def samples_since(conn: sqlite3.Connection, since: float) -> dict[int, list[WorkerSample]]:
+def samples_since(conn: Connection, since: float) -> dict[int, list[WorkerSample]]:
     """Every worker's samples taken at `since` or later, oldest first, by worker id."""
     rows = conn.execute(
         "SELECT worker_id, at, cpu_percent, memory_percent, gpu_percent FROM worker_samples"

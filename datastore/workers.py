@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
+
+from datastore.connection import Connection, Row
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class Membership:
 
 
 def register_worker(
-    conn: sqlite3.Connection,
+    conn: Connection,
     name: str,
     tags: list[str],
     concurrency: int,
@@ -66,7 +67,7 @@ def register_worker(
     )
 
 
-def holds_token(conn: sqlite3.Connection, worker_id: int, token_id: str | None) -> bool:
+def holds_token(conn: Connection, worker_id: int, token_id: str | None) -> bool:
     """Whether `token_id` is the membership of a live worker: its tokens die with it."""
     return (
         conn.execute(
@@ -89,7 +90,7 @@ class Load:
     running_jobs: int
 
 
-def record_telemetry(conn: sqlite3.Connection, worker_id: int, load: Load, seen_at: float) -> None:
+def record_telemetry(conn: Connection, worker_id: int, load: Load, seen_at: float) -> None:
     conn.execute(
         "UPDATE workers SET cpu_percent = ?, memory_percent = ?, gpu = ?,"
         " process_cpu_percent = ?, process_rss_bytes = ?, running_jobs = ?, last_seen = ?"
@@ -107,15 +108,15 @@ def record_telemetry(conn: sqlite3.Connection, worker_id: int, load: Load, seen_
     )
 
 
-def mark_dead(conn: sqlite3.Connection, worker_id: int) -> None:
+def mark_dead(conn: Connection, worker_id: int) -> None:
     conn.execute("UPDATE workers SET alive = 0, running_jobs = 0 WHERE id = ?", (worker_id,))
 
 
-def list_workers(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+def list_workers(conn: Connection) -> list[Row]:
     return conn.execute("SELECT * FROM workers ORDER BY id").fetchall()
 
 
-def is_alive(row: sqlite3.Row, dead_after_intervals: int, now: float | None = None) -> bool:
+def is_alive(row: Row, dead_after_intervals: int, now: float | None = None) -> bool:
     """A worker is alive when marked so and heard from within the dead-worker timeout."""
     now = time.time() if now is None else now
     silence_limit = row["telemetry_interval_ms"] * dead_after_intervals / 1000

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from typing import Any
 import orjson
 
 from datastore import metric_counts
+from datastore.connection import Connection, Row
 from datastore.filtered_cache import FilteredImagesCache
 from foundation.errors import DPIPError
 from protocol import JobStatus, WorkloadStatus
@@ -31,18 +31,18 @@ def safe_dir_name(workload_id: int, name: str) -> str:
 
 
 def create_workload(
-    conn: sqlite3.Connection,
+    conn: Connection,
     user_id: int,
     name: str,
     filter_name: str,
     params: dict[str, Any],
     tags: list[str],
-) -> sqlite3.Row:
+) -> Row:
     """Insert a workload (call inside a transaction) and return its row."""
     try:
         cursor = conn.execute(
             "INSERT INTO workloads (user_id, name, dir_name, filter, params, tags, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 user_id,
                 name,
@@ -53,11 +53,11 @@ def create_workload(
                 time.time(),
             ),
         )
-    except sqlite3.IntegrityError as e:
-        if "UNIQUE" not in str(e):
+    except conn.dialect.integrity_error as e:
+        if not conn.dialect.is_unique_violation(e):
             raise
         raise WorkloadExists(f"you already have a workload named {name!r}") from e
-    workload_id = cursor.lastrowid
+    workload_id = cursor.fetchone()[0]
     conn.execute(
         "UPDATE workloads SET dir_name = ? WHERE id = ?",
         (safe_dir_name(workload_id, name), workload_id),
@@ -65,11 +65,11 @@ def create_workload(
     return get_workload(conn, workload_id)
 
 
-def get_workload(conn: sqlite3.Connection, workload_id: int) -> sqlite3.Row | None:
+def get_workload(conn: Connection, workload_id: int) -> Row | None:
     return conn.execute("SELECT * FROM workloads WHERE id = ?", (workload_id,)).fetchone()
 
 
-def list_workloads(conn: sqlite3.Connection, user_id: int | None) -> list[sqlite3.Row]:
+def list_workloads(conn: Connection, user_id: int | None) -> list[Row]:
     """Return a user's workloads, or everyone's when `user_id` is None."""
     if user_id is None:
         return conn.execute("SELECT * FROM workloads ORDER BY id").fetchall()
@@ -90,7 +90,7 @@ class NewOriginal:
 
 
 def add_originals(
-    conn: sqlite3.Connection, workload_id: int, originals: Sequence[NewOriginal]
+    conn: Connection, workload_id: int, originals: Sequence[NewOriginal]
 ) -> list[int]:
     """Number new originals in the order given and queue their jobs (call inside a
     transaction): one numbering update and two multi-row inserts, whatever their count, and
@@ -120,7 +120,7 @@ def add_originals(
 
 
 def add_original(
-    conn: sqlite3.Connection,
+    conn: Connection,
     workload_id: int,
     image_format: str,
     width: int,
@@ -134,7 +134,7 @@ def add_original(
     return add_originals(conn, workload_id, [original])[0]
 
 
-def get_image(conn: sqlite3.Connection, workload_id: int, number: int) -> sqlite3.Row | None:
+def get_image(conn: Connection, workload_id: int, number: int) -> Row | None:
     """Return the image joined with its job's status, worker and error."""
     return conn.execute(
         "SELECT images.*, jobs.status, jobs.worker_id, jobs.error FROM images"
@@ -154,27 +154,29 @@ _IMAGES_WITH_JOBS = (
 
 
 def list_images(
-    conn: sqlite3.Connection,
+    conn: Connection,
     workload_id: int,
     status: JobStatus | None = None,
     offset: int = 0,
-    limit: int = -1,
-) -> list[sqlite3.Row]:
+    limit: int | None = None,
+) -> list[Row]:
     """The workload's images in number order (only those whose job is in `status`, if
-    given), from `offset` on, at most `limit` (-1: all), each with its job's status and
+    given), from `offset` on, at most `limit` (None: all), each with its job's status and
     error: one read, so the list is one moment's."""
     status_filter = "" if status is None else " AND jobs.status = ?"
+    limit = conn.dialect.no_limit if limit is None else limit
     return conn.execute(
         _IMAGES_WITH_JOBS + status_filter + " ORDER BY jobs.image_number LIMIT ? OFFSET ?",
         (workload_id, *(() if status is None else (status.value,)), limit, offset),
     ).fetchall()
 
 
-def count_images(conn: sqlite3.Connection, workload_id: int, status: JobStatus | None) -> int:
+def count_images(conn: Connection, workload_id: int, status: JobStatus | None) -> int:
     """How many images the workload has (in `status`, if given), from the kept counts."""
     status_filter = "" if status is None else " AND status = ?"
     return conn.execute(
-        "SELECT COALESCE(SUM(count), 0) FROM job_counts WHERE workload_id = ?" + status_filter,
+        "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM job_counts WHERE workload_id = ?"
+        + status_filter,
         (workload_id, *(() if status is None else (status.value,))),
     ).fetchone()[0]
 
@@ -210,15 +212,13 @@ class WorkloadProgress:
         return workload_status(self.counts, self.started)
 
 
-def _filtered_images(conn: sqlite3.Connection, workload_id: int) -> list[int]:
-    # SQLite builds the list and orjson reads it, both in C: ten thousand Row objects
+def _filtered_images(conn: Connection, workload_id: int) -> list[int]:
+    # The engine builds the list and orjson reads it, both in C: ten thousand Row objects
     # would cost several ms, and the standard library's json.loads 0.8 ms.
     return orjson.loads(
-        conn.execute(
-            "SELECT json_group_array(image_number) FROM (SELECT image_number FROM jobs"
-            " WHERE workload_id = ? AND status = ? ORDER BY image_number)",
-            (workload_id, JobStatus.DONE.value),
-        ).fetchone()[0]
+        conn.execute(conn.dialect.job_numbers_json, (workload_id, JobStatus.DONE.value)).fetchone()[
+            0
+        ]
     )
 
 
@@ -241,7 +241,7 @@ def workload_status(counts: dict[str, int], started: bool = False) -> WorkloadSt
 
 
 def workload_progress(
-    conn: sqlite3.Connection,
+    conn: Connection,
     workload_id: int,
     with_lists: bool = True,
     cache: FilteredImagesCache | None = None,
@@ -276,7 +276,7 @@ def workload_progress(
 
 
 def active_workloads(
-    conn: sqlite3.Connection, user_id: int | None
+    conn: Connection, user_id: int | None
 ) -> list[tuple[int, str, WorkloadProgress]]:
     """(id, name, progress without lists) of the workloads with a job queued or running, of
     one user or everyone's (`user_id` None), oldest first: one query, whatever their count."""

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,6 +38,7 @@ from protocol import (
     new_nonce,
 )
 from tests.outcomes import running_on
+from tests.postgres_server import PostgresServer, postgres_bin_dir
 
 ADMIN_PASSWORD = "admin-password-for-tests"
 TELEMETRY_INTERVAL_MS = 250
@@ -371,6 +373,23 @@ def make_user(cluster, admin) -> Callable[[], Client]:
         return client
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the whole session, started when a test first asks for it."""
+    if postgres_bin_dir() is None:
+        pytest.skip("PostgreSQL is not installed (.ci/run installs Debian's postgresql)")
+    with PostgresServer(free_port()) as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> Iterator[str]:
+    """The URL of a fresh, empty database of its own for each test, dropped after it."""
+    name = f"test_{uuid.uuid4().hex}"
+    yield postgres.create_database(name)
+    postgres.drop_database(name)
 
 
 def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (32, 24), seed: int = 0) -> bytes:

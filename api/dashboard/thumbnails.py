@@ -4,7 +4,6 @@ the image store (`<number>.thumb.jpg`, written to a temp file and renamed), serv
 from __future__ import annotations
 
 import io
-import sqlite3
 from pathlib import Path
 from typing import BinaryIO
 
@@ -12,6 +11,7 @@ from flask import current_app
 
 from api.errors import not_found
 from api.images import image_store
+from datastore import Row
 from foundation import defaults
 from imagestore import ImageMissing, ImageName
 from imaging import ImageRejected, extension_of
@@ -21,7 +21,7 @@ THUMB_KIND = "thumb"
 THUMB_EXTENSION = "jpg"
 
 
-def thumbnail_file(workload: sqlite3.Row, image: sqlite3.Row) -> Path | BinaryIO:
+def thumbnail_file(workload: Row, image: Row) -> Path | BinaryIO:
     """The thumbnail of `image`'s result, made now if it is the first request for it.
 
     Two requests at once may both make it; the later rename wins, and both files are equal.

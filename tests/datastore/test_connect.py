@@ -1,20 +1,25 @@
-"""Opening the datastore: processes that create it at the same moment all get it."""
+"""Opening the datastore: processes that create it at the same moment all get it, on
+either engine; an old SQLite datastore is upgraded in place."""
 
 from __future__ import annotations
 
 import multiprocessing
 import sqlite3
 import time
+import uuid
 from pathlib import Path
 
+import pytest
+
 import datastore
-from datastore.connection import SCHEMA, SCHEMA_VERSION
+from datastore.connection import SCHEMA, SCHEMA_VERSION, SqliteConnection
+from tests.datastore.conftest import ENGINES
 
 ROUNDS = 10
 PROCESSES = 3
 
 
-def open_at(path: Path, start_at: float, results: multiprocessing.Queue) -> None:
+def open_at(path: Path | str, start_at: float, results: multiprocessing.Queue) -> None:
     while time.time() < start_at:  # line the processes up on one moment
         pass
     try:
@@ -24,11 +29,16 @@ def open_at(path: Path, start_at: float, results: multiprocessing.Queue) -> None
         results.put(repr(e))
 
 
-def test_processes_creating_the_datastore_at_once_all_open_it(tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_processes_creating_the_datastore_at_once_all_open_it(tmp_path, engine, request):
     context = multiprocessing.get_context("fork")
     outcomes = []
     for round_number in range(ROUNDS):
-        path = tmp_path / f"round-{round_number}.sqlite3"
+        if engine == "sqlite":
+            path: Path | str = tmp_path / f"round-{round_number}.sqlite3"
+        else:
+            postgres = request.getfixturevalue("postgres")
+            path = postgres.create_database(f"round_{round_number}_{uuid.uuid4().hex}")
         results = context.Queue()
         start_at = time.time() + 0.2
         processes = [
@@ -49,7 +59,7 @@ def test_processes_creating_the_datastore_at_once_all_open_it(tmp_path):
 
 def test_a_datastore_of_the_first_schema_is_upgraded_in_place(tmp_path):
     path = tmp_path / "old.sqlite3"
-    old = sqlite3.connect(path, isolation_level=None)
+    old = sqlite3.connect(path, isolation_level=None, factory=SqliteConnection)
     old.executescript(SCHEMA)  # version 1, as DPIP made it before schema versions were kept
     old.execute(
         "INSERT INTO users (username, password_hash, role, created_at) VALUES ('a', 'x', 'user', 0)"

@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-
-import pytest
 
 import datastore
 from datastore import jobs, transaction, workloads
-from datastore.connection import SCHEMA
+from datastore.connection import SCHEMA, SqliteConnection
 from datastore.workloads import NewOriginal
 from protocol import JobStatus
-
-
-@pytest.fixture
-def conn(tmp_path) -> Iterator[sqlite3.Connection]:
-    connection = datastore.connect(tmp_path / "db.sqlite3")
-    yield connection
-    connection.close()
 
 
 def _workload(conn: sqlite3.Connection) -> int:
@@ -54,7 +44,7 @@ def test_pages_and_the_status_filter(conn):
             "UPDATE jobs SET status = 'failed', error = 'broken' WHERE image_number IN (1, 4, 5)"
         )
 
-    def numbers(status=None, offset=0, limit=-1) -> list[int]:
+    def numbers(status=None, offset=0, limit=None) -> list[int]:
         rows = workloads.list_images(conn, workload_id, status, offset, limit)
         return [row["number"] for row in rows]
 
@@ -75,7 +65,7 @@ def test_pages_and_the_status_filter(conn):
 
 def test_images_stored_before_filenames_were_kept_list_without_them(tmp_path):
     path = tmp_path / "old.sqlite3"
-    old = sqlite3.connect(path, isolation_level=None)
+    old = sqlite3.connect(path, isolation_level=None, factory=SqliteConnection)
     old.executescript(SCHEMA)  # the first version, without filename and size
     old.execute("INSERT INTO users VALUES (1, 'a', 'x', 'user', 0)")
     old.execute("INSERT INTO workloads VALUES (1, 1, 'w', '1-w', 'grayscale', '{}', '[]', 1, 0)")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import datastore
 from datastore import jobs, transaction, users, workloads
-from datastore.connection import SCHEMA
+from datastore.connection import SCHEMA, SqliteConnection
 from protocol import JobStatus
 
 COUNT_JOBS = "SELECT workload_id, status, COUNT(*) FROM jobs GROUP BY workload_id, status"
@@ -32,8 +32,8 @@ def add_workload(conn: sqlite3.Connection, user_id: int, name: str, images: int)
     ]
 
 
-def test_counts_follow_every_job_transition_and_deletion(tmp_path: Path):
-    conn = datastore.connect(tmp_path / "db.sqlite3")
+def test_counts_follow_every_job_transition_and_deletion(location: Path | str):
+    conn = datastore.connect(location)
     carol = users.create_user(conn, "carol", "a long enough password")["id"]
     dave = users.create_user(conn, "dave", "another long password")["id"]
     first = add_workload(conn, carol, "first", 5)
@@ -63,7 +63,7 @@ def test_counts_follow_every_job_transition_and_deletion(tmp_path: Path):
 def test_a_datastore_from_before_job_counts_is_counted_when_opened(tmp_path: Path):
     path = tmp_path / "old.sqlite3"
     older_schema = SCHEMA[: SCHEMA.index("-- Jobs per workload")] + "COMMIT;"
-    old = sqlite3.connect(path, isolation_level=None)
+    old = sqlite3.connect(path, isolation_level=None, factory=SqliteConnection)
     old.row_factory = sqlite3.Row
     old.executescript(older_schema)
     old.execute(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,30 +17,50 @@ from datastore.jobs import QueuedJob
 from datastore.users import UserExists
 from datastore.workloads import WorkloadExists, safe_dir_name, workload_status
 from protocol import JobStatus, UserRole, WorkloadStatus
+from tests.datastore.conftest import ENGINES
 
 ALICE_PASSWORD = "correct horse battery staple"
 BOB_PASSWORD = "hunter2-but-longer"
 MAX_ATTEMPTS = 3
 
 
-@pytest.fixture(scope="module")
-def template_db(tmp_path_factory) -> Path:
-    """A datastore holding two users, made once: hashing passwords is slow on purpose."""
-    path = tmp_path_factory.mktemp("template") / "db.sqlite3"
-    conn = datastore.connect(path)
+@pytest.fixture(scope="module", params=ENGINES)
+def template(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[Path | str]:
+    """A datastore holding two users, made once per engine: hashing passwords is slow on
+    purpose. A SQLite file, or the name of a PostgreSQL database."""
+    if request.param == "sqlite":
+        location: Path | str = tmp_path_factory.mktemp("template") / "db.sqlite3"
+    else:
+        postgres = request.getfixturevalue("postgres")
+        name = f"template_{uuid.uuid4().hex}"
+        location = postgres.create_database(name)
+    conn = datastore.connect(location)
     users.create_user(conn, "alice", ALICE_PASSWORD)
     users.create_user(conn, "bob", BOB_PASSWORD, UserRole.ADMIN)
-    conn.close()  # the last connection checkpoints the WAL into the main file
-    return path
+    conn.close()  # SQLite: the last connection checkpoints the WAL into the main file
+    if isinstance(location, Path):
+        yield location
+        return
+    yield name
+    postgres.drop_database(name)
 
 
 @pytest.fixture
-def conn(template_db: Path, tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    path = tmp_path / "db.sqlite3"
-    shutil.copyfile(template_db, path)
-    connection = datastore.connect(path)
+def conn(
+    template: Path | str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[datastore.Connection]:
+    if isinstance(template, Path):
+        location: Path | str = tmp_path / "db.sqlite3"
+        shutil.copyfile(template, location)
+    else:
+        postgres = request.getfixturevalue("postgres")
+        name = f"test_{uuid.uuid4().hex}"
+        location = postgres.create_database(name, template=template)
+    connection = datastore.connect(location)
     yield connection
     connection.close()
+    if not isinstance(template, Path):
+        postgres.drop_database(name)
 
 
 @pytest.fixture
@@ -504,8 +525,9 @@ def test_duplicate_workload_name(conn, alice, bob) -> None:
 
 
 def test_missing_user_is_not_reported_as_a_duplicate_name(conn) -> None:
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(conn.dialect.integrity_error) as raised:
         make_workload(conn, 10_000, "orphan", images=0)
+    assert not conn.dialect.is_unique_violation(raised.value)
 
 
 NASTY_NAMES = [

@@ -12,9 +12,10 @@ from datastore.metric_counts import JOBS_TOTAL, Histogram, Tally
 SECONDS = Histogram("test_seconds", (0.1, 1.0))
 
 
-def test_a_tally_adds_to_the_counts_and_they_outlive_the_connection(tmp_path: Path) -> None:
-    path = tmp_path / "db.sqlite3"
-    conn = datastore.connect(path)
+def test_a_tally_adds_to_the_counts_and_they_outlive_the_connection(
+    location: Path | str,
+) -> None:
+    conn = datastore.connect(location)
     for _ in range(2):
         tally = Tally()
         tally.count(JOBS_TOTAL, 2, "done")
@@ -24,7 +25,9 @@ def test_a_tally_adds_to_the_counts_and_they_outlive_the_connection(tmp_path: Pa
         with transaction(conn):
             metric_counts.add_tally(conn, tally)
     conn.close()
-    counts = metric_counts.read_counts(datastore.connect(path))
+    conn = datastore.connect(location)
+    counts = metric_counts.read_counts(conn)
+    conn.close()
     assert counts == {
         (JOBS_TOTAL, "done"): 4,
         ("test_seconds_bucket", "0.1"): 4,  # 0.05 and 0.1: a bound holds its own value

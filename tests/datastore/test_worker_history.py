@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
-import datastore
 from datastore import transaction, worker_history, workers
 from datastore.worker_history import WorkerSample
 
 STEP_S, KEPT_S = 2.0, 10.0
-
-
-@pytest.fixture
-def conn(tmp_path) -> Iterator:
-    connection = datastore.connect(tmp_path / "dpip.sqlite3")
-    try:
-        yield connection
-    finally:
-        connection.close()
 
 
 def join(conn, name: str) -> int:

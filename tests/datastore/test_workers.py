@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-import datastore
 from datastore import bearers, transaction, workers
-
-
-@pytest.fixture
-def conn(tmp_path) -> Iterator:
-    connection = datastore.connect(tmp_path / "dpip.sqlite3")
-    try:
-        yield connection
-    finally:
-        connection.close()
 
 
 def register(conn, renewing_token_id: str = "") -> workers.Membership:

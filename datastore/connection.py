@@ -268,6 +268,8 @@ def _upgrade(conn: sqlite3.Connection) -> None:
 def transaction(conn: Connection) -> Iterator[Connection]:
     """Run the block as one write transaction, begun so that it never deadlocks."""
     conn.execute(conn.dialect.begin)
+    if conn.dialect.write_lock:
+        conn.execute(conn.dialect.write_lock)
     try:
         yield conn
     except BaseException:

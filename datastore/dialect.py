@@ -20,8 +20,9 @@ class Dialect:
 
     name: str
     # Starts a write transaction that cannot deadlock with another: SQLite takes its one
-    # write lock up front; PostgreSQL's row locks serialise the writers of each row.
+    # write lock up front; on PostgreSQL `write_lock` follows (None: nothing follows).
     begin: str
+    write_lock: str | None
     # A subquery of the integers in one JSON array parameter: any count, one bound value.
     ids_in_json: str
     # One statement: the numbers of a workload's jobs in one status, as a JSON array (text),
@@ -38,6 +39,7 @@ class Dialect:
 SQLITE = Dialect(
     name="sqlite",
     begin="BEGIN IMMEDIATE",
+    write_lock=None,
     ids_in_json="(SELECT value FROM json_each(?))",
     job_numbers_json=(
         "SELECT json_group_array(image_number) FROM (SELECT image_number FROM jobs"
@@ -51,6 +53,11 @@ SQLITE = Dialect(
 POSTGRES = Dialect(
     name="postgresql",
     begin="BEGIN",
+    # One writer at a time, as SQLite has: the triggers lock rows in different orders on
+    # different paths (an upload: the workload, then its job counts; a workload's first
+    # assignment: the counts, then the workload), which PostgreSQL's row locks alone
+    # would let deadlock. Readers never wait for it.
+    write_lock="SELECT pg_advisory_xact_lock(4473930)",
     ids_in_json="(SELECT value::bigint FROM jsonb_array_elements_text(?::jsonb))",
     job_numbers_json=(
         "SELECT COALESCE(json_agg(image_number ORDER BY image_number), '[]')::text FROM jobs"

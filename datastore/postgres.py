@@ -10,7 +10,8 @@ is the SQLite one at its current version, in PostgreSQL's types, its triggers as
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -180,6 +181,11 @@ def _row_maker(cursor: psycopg.Cursor):
 
 
 @functools.lru_cache(maxsize=1024)
+def _writes(statement: str) -> bool:
+    return statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE")
+
+
+@functools.lru_cache(maxsize=1024)
 def _native(statement: str) -> str:
     """The statement with psycopg's placeholders for the datastore's `?`."""
     return statement.replace("%", "%%").replace("?", "%s")
@@ -194,12 +200,25 @@ class PostgresConnection:
         self._session = session
 
     def execute(self, statement: str, parameters: Sequence[Any] = ()) -> psycopg.Cursor:
-        return self._session.execute(_native(statement), parameters)  # type: ignore[arg-type]
+        with self._writing(statement):
+            return self._session.execute(_native(statement), parameters)  # type: ignore[arg-type]
 
     def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> psycopg.Cursor:
-        cursor = self._session.cursor()
-        cursor.executemany(_native(statement), rows)  # type: ignore[arg-type]
-        return cursor
+        with self._writing(statement):
+            cursor = self._session.cursor()
+            cursor.executemany(_native(statement), rows)  # type: ignore[arg-type]
+            return cursor
+
+    @contextmanager
+    def _writing(self, statement: str) -> Iterator[None]:
+        """A write outside a transaction takes the write lock too, in a transaction of its
+        own: the lock orders every writer, or none (`POSTGRES.write_lock`)."""
+        if self.in_transaction or not _writes(statement):
+            yield
+            return
+        with self._session.transaction():
+            self._session.execute(self.dialect.write_lock)  # type: ignore[arg-type]
+            yield
 
     @property
     def in_transaction(self) -> bool:

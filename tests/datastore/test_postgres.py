@@ -1,13 +1,16 @@
 """What only the PostgreSQL engine has: its schema matches SQLite's version, a datastore of
-another version is refused, rows read like SQLite's, and a URL's password stays out of
-messages."""
+another version is refused, rows read like SQLite's, a URL's password stays out of
+messages, and writers take turns as SQLite's do."""
 
 from __future__ import annotations
+
+import threading
+import time
 
 import pytest
 
 import datastore
-from datastore import StoreError, connection, postgres
+from datastore import StoreError, connection, postgres, transaction, users
 
 
 def test_its_schema_is_the_sqlite_schemas_version() -> None:
@@ -41,3 +44,28 @@ def test_a_failed_connection_names_the_database_not_its_password(postgres) -> No
         datastore.connect(url)
     assert "no_such_database" in str(raised.value)
     assert "s3cr3t" not in str(raised.value)
+
+
+def test_writers_take_turns_and_readers_never_wait(postgres_url: str) -> None:
+    holder, other = datastore.connect(postgres_url), datastore.connect(postgres_url)
+    wrote = threading.Event()
+
+    def write_alone() -> None:  # a single write outside any transaction
+        users.revoke_token(other, "jti-of-the-other", time.time() + 60)
+        wrote.set()
+
+    writer = threading.Thread(target=write_alone)
+    try:
+        with transaction(holder):
+            users.revoke_token(holder, "jti-of-the-holder", time.time() + 60)
+            writer.start()
+            assert not wrote.wait(0.5)  # it waits for the transaction's write lock
+            reader = datastore.connect(postgres_url)
+            assert reader.execute("SELECT COUNT(*) FROM revoked_tokens").fetchone()[0] == 0
+            reader.close()
+        assert wrote.wait(10)
+        assert holder.execute("SELECT COUNT(*) FROM revoked_tokens").fetchone()[0] == 2
+    finally:
+        writer.join(timeout=10)
+        holder.close()
+        other.close()

@@ -47,7 +47,7 @@ def create_app(config: ApiConfig, test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     app.url_map.converters[ID_CONVERTER] = IdConverter
-    connect(config.database_path).close()  # create the schema before the first request
+    connect(config.database).close()  # create the schema before the first request
     app.extensions["dpip_notifier"] = ControllerNotifier(config.controller_address)
     app.extensions["dpip_progress_watch"] = ProgressWatch(
         progress_events_address(config.data_dir), config.max_waiting_requests

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import datastore
 from foundation import defaults
 from foundation.settings import setting
 from imaging import CostLimits
@@ -19,6 +20,7 @@ class ApiConfig:
     images_dir: Path
     jwt_secret: str
     controller_address: str | None = None  # host:port of the controller, for job hints
+    database_url: str = setting("DATABASE_URL")  # PostgreSQL's; empty: SQLite in data_dir
     metrics_token: str | None = None  # Prometheus's bearer token; None: only admins scrape
     max_upload_bytes: int = setting("MAX_UPLOAD_BYTES")  # a single upload; each image of a batch
     max_image_pixels: int = setting("MAX_IMAGE_PIXELS")
@@ -59,5 +61,5 @@ class ApiConfig:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
 
     @cached_property  # read on every request
-    def database_path(self) -> Path:
-        return self.data_dir / defaults.DATABASE_FILE
+    def database(self) -> Path | str:
+        return datastore.location(self.data_dir, self.database_url)

@@ -18,7 +18,7 @@ _per_thread = threading.local()
 
 
 def get_db() -> Connection:
-    path = current_app.config["DPIP"].database_path
+    path = current_app.config["DPIP"].database
     conn = getattr(_per_thread, "conn", None)
     if conn is None or _per_thread.path != path:
         conn = datastore.connect(path)

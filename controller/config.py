@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import datastore
 from foundation import defaults
 from foundation.settings import from_env, setting
 
@@ -42,9 +43,10 @@ class ControllerConfig:
     recovery_sweep_ms: int = defaults.RECOVERY_SWEEP_MS
     max_attempts: int = defaults.MAX_JOB_ATTEMPTS
     worker_token_ttl_seconds: int = defaults.WORKER_TOKEN_TTL_SECONDS
+    database_url: str = defaults.DATABASE_URL  # PostgreSQL's; empty: SQLite in data_dir
     # From the environment (no CLI flags): bounds nobody needs to change day to day.
     peer_limits: PeerLimits = field(default_factory=lambda: from_env(PeerLimits, os.environ))
 
     @property
-    def database_path(self) -> Path:
-        return self.data_dir / defaults.DATABASE_FILE
+    def database(self) -> Path | str:
+        return datastore.location(self.data_dir, self.database_url)

@@ -62,7 +62,7 @@ class Controller:
         self.instance = secrets.token_hex(8)
         interval_s = config.telemetry_interval_ms / 1000
         self.scheduler = Scheduler(
-            config.database_path,
+            config.database,
             SchedulerSettings(
                 dead_after_s=interval_s * config.dead_after_intervals,
                 recovery_sweep_s=config.recovery_sweep_ms / 1000,
@@ -125,7 +125,7 @@ class Controller:
         self._stopping.wait()
 
     def _serve_requests(self) -> None:
-        conn = datastore.connect(self.config.database_path)
+        conn = datastore.connect(self.config.database)
         gate = PeerGate("request", self.config.peer_limits)
         try:
             while True:

@@ -13,6 +13,7 @@ from datastore import postgres
 from datastore.dialect import SQLITE
 from datastore.errors import StoreError
 from datastore.postgres import PostgresConnection, PostgresRow
+from foundation import defaults
 
 SCHEMA = """
 BEGIN IMMEDIATE;
@@ -212,6 +213,12 @@ def _use_wal(conn: sqlite3.Connection) -> None:
             time.sleep(0.01)  # start-up only: the lock is held for milliseconds
     if mode != "wal":
         raise sqlite3.OperationalError(f"cannot use WAL mode (journal mode stays {mode})")
+
+
+def location(data_dir: Path, database_url: str = "") -> Path | str:
+    """Where the datastore is: `database_url` (PostgreSQL) when one is given, otherwise
+    the SQLite file in `data_dir`."""
+    return database_url or data_dir / defaults.DATABASE_FILE
 
 
 def connect(location: Path | str) -> Connection:

@@ -15,19 +15,22 @@ from protocol import UserRole
 class Bootstrap:
     """What a process learns from preparing the data dir."""
 
+    database: Path | str  # the SQLite file, or the PostgreSQL URL
     jwt_secret: str
     join_token: str
     metrics_token: str  # Prometheus's bearer token for GET /metrics
     admin_password: str | None  # set only when the admin was created just now
 
 
-def prepare_data_dir(data_dir: Path) -> Bootstrap:
-    """Create the datastore, the secrets (mode 0600) and user admin if they are missing."""
+def prepare_data_dir(data_dir: Path, database_url: str = "") -> Bootstrap:
+    """Create the datastore (`database_url`'s, or a SQLite file in the data dir), the
+    secrets (mode 0600) and user admin if they are missing."""
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o700)
-    database = data_dir / defaults.DATABASE_FILE
+    database = datastore.location(data_dir, database_url)
     conn = datastore.connect(database)
-    database.chmod(0o600)
+    if isinstance(database, Path):
+        database.chmod(0o600)
     try:
         password = secrets.admin_password(data_dir)
         created = ensure_user(conn, defaults.ADMIN_USERNAME, password, UserRole.ADMIN)
@@ -37,6 +40,7 @@ def prepare_data_dir(data_dir: Path) -> Bootstrap:
     finally:
         conn.close()
     return Bootstrap(
+        database=database,
         jwt_secret=secrets.jwt_secret(data_dir),
         join_token=secrets.join_token(data_dir),
         metrics_token=secrets.metrics_token(data_dir),

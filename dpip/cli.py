@@ -40,6 +40,11 @@ def _dirs(data_dir: Path | None, images_dir: Path | None) -> tuple[Path, Path]:
     )
 
 
+def _database_url() -> str:
+    """PostgreSQL's URL from DPIP_DATABASE_URL; empty: the SQLite file in the data dir."""
+    return os.environ.get("DPIP_DATABASE_URL", defaults.DATABASE_URL)
+
+
 def reachable(bind_host: str, wildcard_alias: str = "127.0.0.1") -> str:
     """The address to dial for a server bound to `bind_host` (a wildcard is not dialable)."""
     return wildcard_alias if bind_host in ("0.0.0.0", "::", "") else bind_host
@@ -126,7 +131,7 @@ def up(
 
     data_dir, images_dir = _dirs(data_dir, images_dir)
     local_controller = f"{reachable(controller_host)}:{controller_port}"
-    boot = prepare_data_dir(data_dir)
+    boot = prepare_data_dir(data_dir, _database_url())
     common = ["--data-dir", str(data_dir)]
     supervisor = Supervisor(drain_timeout)
     supervisor.add(
@@ -226,7 +231,7 @@ def api(host, port, controller, processes, threads, data_dir, images_dir) -> Non
     from foundation.settings import from_env
     from imaging import CostLimits
 
-    boot = prepare_data_dir(data_dir)
+    boot = prepare_data_dir(data_dir, _database_url())
     _announce_admin(boot.admin_password, data_dir)
     config = from_env(
         ApiConfig,
@@ -275,11 +280,12 @@ def controller(
     from controller import Controller, ControllerConfig
 
     data_dir, _ = _dirs(data_dir, None)
-    boot = prepare_data_dir(data_dir)
+    boot = prepare_data_dir(data_dir, _database_url())
     _announce_admin(boot.admin_password, data_dir)
     hub = Controller(
         ControllerConfig(
             data_dir=data_dir,
+            database_url=_database_url(),
             api_url=api_url,
             join_token=boot.join_token,
             jwt_secret=boot.jwt_secret,
@@ -302,7 +308,7 @@ def controller(
 @data_dir_option
 def join_token(data_dir) -> None:
     """Print the token workers need to join this cluster."""
-    click.echo(prepare_data_dir(_dirs(data_dir, None)[0]).join_token)
+    click.echo(prepare_data_dir(_dirs(data_dir, None)[0], _database_url()).join_token)
 
 
 @main.group()
@@ -334,9 +340,9 @@ def user_add(name, admin, password_stdin, data_dir) -> None:
     from protocol import UserRole
 
     data_dir, _ = _dirs(data_dir, None)
-    prepare_data_dir(data_dir)
+    boot = prepare_data_dir(data_dir, _database_url())
     password = _password_from(password_stdin)
-    conn = datastore.connect(data_dir / defaults.DATABASE_FILE)
+    conn = datastore.connect(boot.database)
     try:
         create_user(conn, name, password, UserRole.ADMIN if admin else UserRole.USER)
     finally:
@@ -351,8 +357,7 @@ def user_list(data_dir) -> None:
     from datastore import users
 
     data_dir, _ = _dirs(data_dir, None)
-    prepare_data_dir(data_dir)
-    conn = datastore.connect(data_dir / defaults.DATABASE_FILE)
+    conn = datastore.connect(prepare_data_dir(data_dir, _database_url()).database)
     try:
         for row in users.list_users(conn):
             click.echo(f"{row['username']}\t{row['role']}")
@@ -370,7 +375,7 @@ def user_delete(name, data_dir, images_dir) -> None:
     from imagestore import LocalImageStore
 
     data_dir, images_dir = _dirs(data_dir, images_dir)
-    conn = datastore.connect(data_dir / defaults.DATABASE_FILE)
+    conn = datastore.connect(datastore.location(data_dir, _database_url()))
     try:
         deleted = delete_user(conn, LocalImageStore(images_dir), name)
     finally:

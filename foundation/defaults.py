@@ -11,6 +11,7 @@ LOCAL_WORKERS = 2
 DATA_DIR = "dpip-data"  # relative to the current directory
 IMAGES_DIR = "images"  # relative to the current directory
 DATABASE_FILE = "dpip.sqlite3"
+DATABASE_URL = ""  # DPIP_DATABASE_URL: a postgresql:// URL; empty: DATABASE_FILE in the data dir
 JWT_SECRET_FILE = "jwt_secret"
 JOIN_TOKEN_FILE = "join_token"
 ADMIN_PASSWORD_FILE = "admin_password"

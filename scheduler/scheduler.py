@@ -67,14 +67,14 @@ class Scheduler:
 
     def __init__(
         self,
-        database_path: Path,
+        database: Path | str,
         settings: SchedulerSettings,
         on_progress: Callable[[set[int]], None] = lambda workload_ids: None,
         open_link: LinkOpener | None = None,
     ) -> None:
         """`on_progress` hears, once per round of events, which workloads had jobs end;
         `open_link` makes a worker's link (tests pass a stub)."""
-        self._database_path = database_path
+        self._database = database
         self._settings = settings
         self._on_progress = on_progress
         self._core = SchedulerCore(settings.dead_after_s, settings.recovery_sweep_s)
@@ -128,7 +128,7 @@ class Scheduler:
 
     def run(self) -> None:
         """Apply events and place jobs until `stop` is called."""
-        self._db = datastore.connect(self._database_path)
+        self._db = datastore.connect(self._database)
         try:
             running = jobs.running_jobs_by_worker(self._db)
             self._round([lambda: self._core.restore(running, time.time())])

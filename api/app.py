@@ -36,6 +36,15 @@ from protocol import progress_events_address
 log = logging.getLogger(__name__)
 
 
+def progress_source(config: ApiConfig) -> str:
+    """Where this API hears of workload progress: PostgreSQL's notices when the datastore
+    is PostgreSQL (the controller may be on another host), else the controller's socket in
+    the shared data dir."""
+    if isinstance(config.database, str):
+        return config.database
+    return progress_events_address(config.data_dir)
+
+
 def create_app(config: ApiConfig, test_config: dict | None = None) -> Flask:
     """Build the API for `config`; `test_config` overrides Flask settings in tests."""
     app = Flask(__name__)
@@ -50,7 +59,7 @@ def create_app(config: ApiConfig, test_config: dict | None = None) -> Flask:
     connect(config.database).close()  # create the schema before the first request
     app.extensions["dpip_notifier"] = ControllerNotifier(config.controller_address)
     app.extensions["dpip_progress_watch"] = ProgressWatch(
-        progress_events_address(config.data_dir), config.max_waiting_requests
+        progress_source(config), config.max_waiting_requests
     )
     app.extensions["dpip_filtered_images"] = FilteredImagesCache(
         defaults.FILTERED_LISTS_CACHED_NUMBERS

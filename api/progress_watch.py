@@ -1,10 +1,13 @@
 """Let a request wait for a workload's next finished image instead of being polled for it.
 
-The controller publishes which workloads had jobs end (`protocol.WorkloadsProgressed`). Each
-API process subscribes once, on a thread started by the first waiting request (so after
+The controller announces which workloads had jobs end: over an nng socket in the data dir
+(`protocol.WorkloadsProgressed`) when the datastore is SQLite, as PostgreSQL notices when
+it is PostgreSQL (`datastore.progress_notices`), so API processes on other hosts hear them.
+Each API process listens once, on a thread started by the first waiting request (so after
 gunicorn forks), and wakes the requests that wait on those workloads. A message only says
 "look again": the waiting request re-reads the datastore, so a lost message costs a late
-answer (bounded by the recheck interval), never a wrong one.
+answer (bounded by the recheck interval), never a wrong one; a listener that reconnected
+wakes every waiter, since what it missed is not replayed.
 """
 
 from __future__ import annotations
@@ -18,22 +21,28 @@ from collections.abc import Iterator
 
 import pynng
 
+from datastore import progress_notices
+from datastore.connection import POSTGRES_SCHEMES
 from protocol import DecodeError, WorkloadsProgressed, decode
 
 log = logging.getLogger(__name__)
 
 
 class ProgressWatch:
-    """Change counters of the workloads that requests of this process wait on."""
+    """Change counters of the workloads that requests of this process wait on.
 
-    def __init__(self, address: str, max_waiters: int) -> None:
-        self._address = address
+    `source`: an nng address (the controller's publisher) or a PostgreSQL URL (its notices).
+    """
+
+    def __init__(self, source: str, max_waiters: int) -> None:
+        self._source = source
         self._max_waiters = max_waiters
         self._changed = threading.Condition()
         self._versions: dict[int, int] = {}  # workload id → progress messages seen
         self._watchers: Counter[int] = Counter()  # workload id → requests waiting on it
         self._thread: threading.Thread | None = None
         self._socket: pynng.Sub0 | None = None
+        self._stop_listening = threading.Event()
         self._stopping = False
 
     @contextlib.contextmanager
@@ -79,9 +88,12 @@ class ProgressWatch:
                 lambda: self._stopping or self._versions[workload_id] != version, timeout_s
             )
 
-    def changed(self, workload_ids: tuple[int, ...]) -> None:
-        """Count a progress message and wake the requests that wait on its workloads."""
+    def changed(self, workload_ids: tuple[int, ...] | None) -> None:
+        """Count a progress message and wake the requests that wait on its workloads
+        (None: on every workload)."""
         with self._changed:
+            if workload_ids is None:
+                workload_ids = tuple(self._versions)
             watched = [wid for wid in workload_ids if wid in self._versions]
             for workload_id in watched:
                 self._versions[workload_id] += 1
@@ -90,19 +102,32 @@ class ProgressWatch:
 
     def close(self) -> None:
         """Stop listening. Runs at exit too: nng must not be torn down under a blocked recv."""
+        self._stop_listening.set()
         if self._socket is not None:
             self._socket.close()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
     def _start_listening(self) -> None:
-        # Redial a restarted controller within 0.1 s (nng's default is 1 s): messages sent
-        # before the subscription is back are lost, and only the recheck would notice.
-        self._socket = pynng.Sub0(reconnect_time_min=100, reconnect_time_max=100)
-        self._socket.subscribe(b"")
-        self._socket.dial(self._address, block=False)  # redials on its own after a restart
+        if self._source.startswith(POSTGRES_SCHEMES):
+            target, args = (
+                progress_notices.listen,
+                (
+                    self._source,
+                    self.changed,
+                    self._stop_listening,
+                ),
+            )
+        else:
+            # Redial a restarted controller within 0.1 s (nng's default is 1 s): messages
+            # sent before the subscription is back are lost, and only the recheck would
+            # notice.
+            self._socket = pynng.Sub0(reconnect_time_min=100, reconnect_time_max=100)
+            self._socket.subscribe(b"")
+            self._socket.dial(self._source, block=False)  # redials on its own after a restart
+            target, args = self._listen, (self._socket,)
         self._thread = threading.Thread(
-            target=self._listen, args=(self._socket,), name="progress-watch", daemon=True
+            target=target, args=args, name="progress-watch", daemon=True
         )
         self._thread.start()
         atexit.register(self.close)  # runs before pynng's own exit handler, registered earlier

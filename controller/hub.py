@@ -13,7 +13,6 @@ costs each loop little and never crowds out genuine ones.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets
 import threading
@@ -26,6 +25,7 @@ from controller.config import ControllerConfig
 from controller.join_challenges import JoinChallenges
 from controller.membership import admit_worker
 from controller.peer_gate import PeerGate
+from controller.progress_announcer import ProgressAnnouncer
 from protocol import (
     Ack,
     ControllerHeartbeat,
@@ -36,11 +36,9 @@ from protocol import (
     JoinRequest,
     Message,
     Telemetry,
-    WorkloadsProgressed,
     decode,
     excerpt,
     is_nonce,
-    progress_events_address,
     proves,
 )
 from scheduler import Scheduler
@@ -93,8 +91,7 @@ class Controller:
         self._broadcast = pynng.Pub0(recv_max_size=limit)  # it never reads; bounded all the same
         broadcast_listener = self._broadcast.listen(f"tcp://{host}:{self.config.broadcast_port}")
         self.ports = (_bound_port(telemetry_listener), _bound_port(broadcast_listener))
-        self._progress = pynng.Pub0(recv_max_size=limit)
-        self._progress.listen(progress_events_address(self.config.data_dir))
+        self._progress = ProgressAnnouncer(self.config.database, self.config.data_dir, limit)
         for target in (
             self.scheduler.run,
             self._serve_requests,
@@ -116,10 +113,11 @@ class Controller:
         """Close the sockets (which ends their loops) and stop the scheduler."""
         self._stopping.set()
         self.scheduler.stop()
-        for socket in (self._rep, self._telemetry, self._broadcast, self._progress):
+        for socket in (self._rep, self._telemetry, self._broadcast):
             socket.close()
         for thread in self._threads:
             thread.join(timeout=5)
+        self._progress.close()  # after the scheduler's thread, which announces
 
     def wait(self) -> None:
         self._stopping.wait()
@@ -215,11 +213,9 @@ class Controller:
                 gate.refuse(message, f"a report for worker {report.worker_id} without its key")
 
     def _announce_progress(self, workload_ids: set[int]) -> None:
-        """Called on the scheduler thread; a pub socket never blocks, with or without readers."""
-        if not workload_ids:
-            return  # their jobs were deleted meanwhile
-        with contextlib.suppress(pynng.Closed):
-            self._progress.send(WorkloadsProgressed(tuple(sorted(workload_ids))).encode())
+        """Called on the scheduler thread."""
+        if workload_ids:  # else their jobs were deleted meanwhile
+            self._progress.announce(workload_ids)
 
     def _beat(self) -> None:
         interval_ms = self.config.telemetry_interval_ms

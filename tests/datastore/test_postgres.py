@@ -10,7 +10,7 @@ import time
 import pytest
 
 import datastore
-from datastore import StoreError, connection, postgres, transaction, users
+from datastore import StoreError, connection, postgres, progress_notices, transaction, users
 
 
 def test_its_schema_is_the_sqlite_schemas_version() -> None:
@@ -69,3 +69,32 @@ def test_writers_take_turns_and_readers_never_wait(postgres_url: str) -> None:
         writer.join(timeout=10)
         holder.close()
         other.close()
+
+
+def test_progress_notices_carry_every_id_and_a_listener_hears_none_first(
+    postgres_url: str,
+) -> None:
+    heard: list[tuple[int, ...] | None] = []
+    stop = threading.Event()
+    listener = threading.Thread(
+        target=progress_notices.listen, args=(postgres_url, heard.append, stop)
+    )
+    listener.start()
+    conn = datastore.connect(postgres_url)
+    try:
+        deadline = time.monotonic() + 10
+        while not heard and time.monotonic() < deadline:  # listening: it said None
+            time.sleep(0.01)
+        assert heard == [None]
+        many = range(1, 2 * progress_notices.MAX_IDS_PER_NOTICE + 2)
+        progress_notices.announce(conn, many)
+        conn.execute("SELECT pg_notify(?, ?)", (progress_notices.CHANNEL, "not json"))
+        while sum(len(ids or ()) for ids in heard) < len(many) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [len(ids) for ids in heard[1:]] == [500, 500, 1]  # the bad one dropped
+        assert sorted(i for ids in heard[1:] for i in ids) == list(many)
+    finally:
+        stop.set()
+        listener.join(timeout=10)
+        conn.close()
+    assert not listener.is_alive()

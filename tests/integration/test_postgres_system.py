@@ -1,27 +1,43 @@
 """A whole system on the PostgreSQL datastore (DPIP_DATABASE_URL): the controller, the API
 and two workers process a workload, every result right, nothing kept in a SQLite file; a
 restart of the API and the controller keeps it all, and the command line reaches the same
-datastore."""
+datastore. Long polls wake on PostgreSQL's notices, also after the API's listening
+connection was cut (this system rechecks a waiting request only every 60 s, longer than
+any wait, so a prompt answer can only come from a notice)."""
 
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 import pytest
 
-from tests.conftest import ADMIN_PASSWORD, BIN, Cluster, image_bytes, running_cluster, wait_until
+from datastore.progress_notices import CHANNEL
+from foundation.defaults import WORKLOAD_WAIT_MAX_S
+from tests.conftest import (
+    ADMIN_PASSWORD,
+    BIN,
+    Cluster,
+    image_bytes,
+    running_cluster,
+    wait_until,
+)
 from tests.outcomes import wrong_results
 
 IMAGES = 12
+LATER = "later"  # a tag no worker has until a test starts one with it
 
 
 @pytest.fixture(scope="module")
 def pg_cluster(postgres, tmp_path_factory) -> Iterator[Cluster]:
     name = f"system_{uuid.uuid4().hex}"
     url = postgres.create_database(name)
-    with running_cluster(tmp_path_factory.mktemp("pg"), 2, {"DPIP_DATABASE_URL": url}) as cluster:
+    env = {"DPIP_DATABASE_URL": url, "DPIP_WORKLOAD_WAIT_RECHECK_S": "60"}
+    with running_cluster(tmp_path_factory.mktemp("pg"), 2, env) as cluster:
         yield cluster
     postgres.drop_database(name)
 
@@ -69,3 +85,44 @@ def test_the_command_line_manages_users_in_the_same_datastore(pg_cluster: Cluste
         check=True,
     )
     assert "admin\tadmin" in listed.stdout.splitlines()
+
+
+def listening_sessions(cluster: Cluster) -> list[int]:
+    """The server pids of the API processes' sessions that listen for progress notices."""
+    with psycopg.connect(cluster.env["DPIP_DATABASE_URL"], autocommit=True) as session:
+        rows = session.execute(
+            "SELECT pid FROM pg_stat_activity WHERE query = %s", (f"LISTEN {CHANNEL}",)
+        ).fetchall()
+    return [pid for (pid,) in rows]
+
+
+def test_a_long_poll_wakes_on_a_notice_and_after_its_connection_was_cut(
+    pg_cluster: Cluster,
+) -> None:
+    admin = pg_cluster.login("admin", ADMIN_PASSWORD)
+    for cut in (False, True):
+        workload_id = admin.create_workload(
+            filter="grayscale", workload_name=f"woken-{cut}", tags=[LATER]
+        )["workload_id"]
+        assert admin.upload(workload_id, image_bytes()).status_code == 201
+        with ThreadPoolExecutor(1) as pool:
+            started = time.monotonic()
+            waiting = pool.submit(
+                admin.get,
+                f"/workloads/{workload_id}",
+                params={"wait": WORKLOAD_WAIT_MAX_S, "seen": 0},
+            )
+            listeners = wait_until(
+                lambda: listening_sessions(pg_cluster), 10, "the API to listen for notices"
+            )
+            if cut:  # notices sent meanwhile are lost: the listener must wake every waiter
+                with psycopg.connect(pg_cluster.env["DPIP_DATABASE_URL"]) as session:
+                    for pid in listeners:
+                        session.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            pg_cluster.start_worker("later-worker", tags=LATER)
+            try:
+                answer = waiting.result(timeout=30)
+            finally:
+                pg_cluster.stop("later-worker")
+        assert answer.json()["filtered_images"] == [0]
+        assert time.monotonic() - started < WORKLOAD_WAIT_MAX_S  # woken, not timed out

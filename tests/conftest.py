@@ -384,6 +384,22 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
 
 
+ENGINES = ("sqlite", "postgresql")  # the datastore's engines, for tests that run on each
+
+
+@pytest.fixture(params=ENGINES)
+def system_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """The environment that puts a test system on each engine in turn: nothing for SQLite
+    (the default), a fresh PostgreSQL database's URL (dropped afterwards) otherwise."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    postgres = request.getfixturevalue("postgres")
+    name = f"system_{uuid.uuid4().hex}"
+    yield {"DPIP_DATABASE_URL": postgres.create_database(name)}
+    postgres.drop_database(name)
+
+
 @pytest.fixture
 def postgres_url(postgres: PostgresServer) -> Iterator[str]:
     """The URL of a fresh, empty database of its own for each test, dropped after it."""

@@ -16,11 +16,15 @@ from pathlib import Path
 
 from PIL import Image
 
+import datastore
 from stress.images import Check, result_is_correct
 
 
-def database(cluster) -> sqlite3.Connection:
-    """A read-only connection to the cluster's datastore."""
+def database(cluster) -> datastore.Connection | sqlite3.Connection:
+    """A connection to the cluster's datastore: its PostgreSQL database, or its SQLite file
+    read-only."""
+    if url := cluster.env.get("DPIP_DATABASE_URL"):
+        return datastore.connect(url)
     path = Path(cluster.data_dir) / "dpip.sqlite3"
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 import datastore
-
-ENGINES = ["sqlite", "postgresql"]
+from tests.conftest import ENGINES
 
 
 @pytest.fixture(params=ENGINES)

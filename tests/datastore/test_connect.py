@@ -13,7 +13,7 @@ import pytest
 
 import datastore
 from datastore.connection import SCHEMA, SCHEMA_VERSION, SqliteConnection
-from tests.datastore.conftest import ENGINES
+from tests.conftest import ENGINES
 
 ROUNDS = 10
 PROCESSES = 3

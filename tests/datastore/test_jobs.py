@@ -17,7 +17,7 @@ from datastore.jobs import QueuedJob
 from datastore.users import UserExists
 from datastore.workloads import WorkloadExists, safe_dir_name, workload_status
 from protocol import JobStatus, UserRole, WorkloadStatus
-from tests.datastore.conftest import ENGINES
+from tests.conftest import ENGINES
 
 ALICE_PASSWORD = "correct horse battery staple"
 BOB_PASSWORD = "hunter2-but-longer"

@@ -1,4 +1,5 @@
-"""A worker killed (`kill -9`) or hung (SIGSTOP) while it holds a full prefetch loses no job.
+"""A worker killed (`kill -9`) or hung (SIGSTOP) while it holds a full prefetch loses no job,
+on either datastore engine.
 
 Each worker takes one job per slot and `prefetch` more waiting for the slot; those waiting
 ones are held there too (the datastore shows them running on it). When the worker dies or
@@ -35,8 +36,8 @@ REQUEUED_WITHIN_S = DEAD_AFTER_S + 10 * TELEMETRY_INTERVAL_MS / 1000
 
 
 @pytest.mark.parametrize("fault", [signal.SIGKILL, signal.SIGSTOP], ids=["kill-9", "sigstop"])
-def test_a_worker_lost_with_a_full_prefetch_loses_no_job(tmp_path, fault):
-    cluster = start_cluster(tmp_path, env={"DPIP_WORKER_PREFETCH": str(PREFETCH)})
+def test_a_worker_lost_with_a_full_prefetch_loses_no_job(tmp_path, fault, system_env):
+    cluster = start_cluster(tmp_path, env={"DPIP_WORKER_PREFETCH": str(PREFETCH), **system_env})
     victim = cluster.processes["worker-1"]
     stopped = False
     try:

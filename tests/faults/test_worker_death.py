@@ -1,4 +1,5 @@
-"""A worker killed with SIGKILL mid-run loses no job and leaves no duplicate or orphan."""
+"""A worker killed with SIGKILL mid-run loses no job and leaves no duplicate or orphan, on
+either datastore engine."""
 
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ def originals() -> dict[int, bytes]:
 
 
 @pytest.mark.parametrize("kill_pool_too", [True, False], ids=["process-group", "main-only"])
-def test_killed_worker_loses_no_job(tmp_path, kill_pool_too):
-    cluster = start_cluster(tmp_path)
+def test_killed_worker_loses_no_job(tmp_path, kill_pool_too, system_env):
+    cluster = start_cluster(tmp_path, env=system_env)
     try:
         admin = cluster.login("admin", ADMIN_PASSWORD)
         workload = admin.create_workload(filter="blur", radius=RADIUS, workload_name="victims")

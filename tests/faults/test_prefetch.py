@@ -35,7 +35,12 @@ DEAD_AFTER_S = 3 * TELEMETRY_INTERVAL_MS / 1000
 REQUEUED_WITHIN_S = DEAD_AFTER_S + 10 * TELEMETRY_INTERVAL_MS / 1000
 
 
-@pytest.mark.parametrize("fault", [signal.SIGKILL, signal.SIGSTOP], ids=["kill-9", "sigstop"])
+@pytest.mark.parametrize(
+    ("fault", "system_env"),
+    [(signal.SIGKILL, "sqlite"), (signal.SIGSTOP, "sqlite"), (signal.SIGKILL, "postgresql")],
+    ids=["kill-9", "sigstop", "kill-9-postgresql"],
+    indirect=["system_env"],
+)
 def test_a_worker_lost_with_a_full_prefetch_loses_no_job(tmp_path, fault, system_env):
     cluster = start_cluster(tmp_path, env={"DPIP_WORKER_PREFETCH": str(PREFETCH), **system_env})
     victim = cluster.processes["worker-1"]

@@ -25,7 +25,12 @@ def originals() -> dict[int, bytes]:
     return {number: noise_png(SIZE, seed=number) for number in range(IMAGES)}
 
 
-@pytest.mark.parametrize("kill_pool_too", [True, False], ids=["process-group", "main-only"])
+@pytest.mark.parametrize(
+    ("kill_pool_too", "system_env"),
+    [(True, "sqlite"), (False, "sqlite"), (True, "postgresql")],
+    ids=["process-group", "main-only", "process-group-postgresql"],
+    indirect=["system_env"],
+)
 def test_killed_worker_loses_no_job(tmp_path, kill_pool_too, system_env):
     cluster = start_cluster(tmp_path, env=system_env)
     try:

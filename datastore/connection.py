@@ -8,12 +8,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
-from datastore import postgres
 from datastore.dialect import SQLITE
 from datastore.errors import StoreError
-from datastore.postgres import PostgresConnection, PostgresRow
 from foundation import defaults
+
+if TYPE_CHECKING:
+    from datastore.postgres import PostgresConnection, PostgresRow
 
 SCHEMA = """
 BEGIN IMMEDIATE;
@@ -191,8 +193,9 @@ class SqliteConnection(sqlite3.Connection):
     dialect = SQLITE
 
 
-Connection = SqliteConnection | PostgresConnection
-Row = sqlite3.Row | PostgresRow  # read by position or by column name
+# PostgreSQL's side is named, not imported: psycopg loads only with a PostgreSQL URL.
+Connection = Union[SqliteConnection, "PostgresConnection"]
+Row = Union[sqlite3.Row, "PostgresRow"]  # read by position or by column name
 
 
 def _use_wal(conn: sqlite3.Connection) -> None:
@@ -225,6 +228,8 @@ def connect(location: Path | str) -> Connection:
     """Open the datastore at `location`, creating its schema: a PostgreSQL URL, or the path
     of a SQLite file (in WAL mode). Either autocommits outside `transaction`."""
     if isinstance(location, str) and location.startswith(POSTGRES_SCHEMES):
+        from datastore import postgres  # psycopg loads only here: see `Connection`
+
         return postgres.connect(location)
     return _connect_sqlite(Path(location))
 

@@ -15,10 +15,29 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+import psycopg.errors
 from psycopg.pq import TransactionStatus
 
-from datastore.dialect import POSTGRES
+from datastore.dialect import Dialect
 from datastore.errors import StoreError
+
+POSTGRES = Dialect(
+    name="postgresql",
+    begin="BEGIN",
+    # One writer at a time, as SQLite has: the triggers lock rows in different orders on
+    # different paths (an upload: the workload, then its job counts; a workload's first
+    # assignment: the counts, then the workload), which PostgreSQL's row locks alone
+    # would let deadlock. Readers never wait for it.
+    write_lock="SELECT pg_advisory_xact_lock(4473930)",
+    ids_in_json="(SELECT value::bigint FROM jsonb_array_elements_text(?::jsonb))",
+    job_numbers_json=(
+        "SELECT COALESCE(json_agg(image_number ORDER BY image_number), '[]')::text FROM jobs"
+        " WHERE workload_id = ? AND status = ?"
+    ),
+    no_limit=None,
+    integrity_error=psycopg.errors.IntegrityError,
+    unique_marker="duplicate key",
+)
 
 SCHEMA_VERSION = 8  # the SQLite schema's version this one matches (datastore/connection.py)
 SCHEMA_LOCK = 0x44504950  # "DPIP": one process at a time creates the schema

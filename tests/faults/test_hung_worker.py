@@ -102,9 +102,13 @@ def hung(tmp_path_factory):
         stopped = cluster.processes["worker-1"]
         os.killpg(stopped.pid, signal.SIGSTOP)  # the worker and its pool processes
         stopped_at = time.time()
+        # Every job worker-1 held while it hung: those it had at the stop, and any the
+        # scheduler handed it before declaring it dead (a send to a stopped process lands
+        # in its socket); each held for seconds, so polling sees it.
         held = {number for w, number in running_on(cluster, "worker-1") if w == wid}
 
         def completed_or_worker_2_dead():
+            held.update(number for w, number in running_on(cluster, "worker-1") if w == wid)
             body = admin.get(f"/workloads/{wid}").json()
             if body["status"] == "completed":
                 return body

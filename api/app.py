@@ -28,7 +28,7 @@ from api.inputs import ID_CONVERTER, IdConverter
 from api.json_provider import OrjsonProvider
 from api.notify import ControllerNotifier
 from api.progress_watch import ProgressWatch
-from datastore import connect
+from datastore import connect, is_postgres
 from datastore.filtered_cache import FilteredImagesCache
 from foundation import defaults
 from protocol import progress_events_address
@@ -40,7 +40,7 @@ def progress_source(config: ApiConfig) -> str:
     """Where this API hears of workload progress: PostgreSQL's notices when the datastore
     is PostgreSQL (the controller may be on another host), else the controller's socket in
     the shared data dir."""
-    if isinstance(config.database, str):
+    if is_postgres(config.database):
         return config.database
     return progress_events_address(config.data_dir)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import threading
 from collections import Counter
@@ -21,8 +22,7 @@ from collections.abc import Iterator
 
 import pynng
 
-from datastore import progress_notices
-from datastore.connection import POSTGRES_SCHEMES
+from datastore import is_postgres, progress_notices
 from protocol import DecodeError, WorkloadsProgressed, decode
 
 log = logging.getLogger(__name__)
@@ -109,14 +109,9 @@ class ProgressWatch:
             self._thread.join(timeout=5)
 
     def _start_listening(self) -> None:
-        if self._source.startswith(POSTGRES_SCHEMES):
-            target, args = (
-                progress_notices.listen,
-                (
-                    self._source,
-                    self.changed,
-                    self._stop_listening,
-                ),
+        if is_postgres(self._source):
+            listen = functools.partial(
+                progress_notices.listen, self._source, self.changed, self._stop_listening
             )
         else:
             # Redial a restarted controller within 0.1 s (nng's default is 1 s): messages
@@ -125,10 +120,8 @@ class ProgressWatch:
             self._socket = pynng.Sub0(reconnect_time_min=100, reconnect_time_max=100)
             self._socket.subscribe(b"")
             self._socket.dial(self._source, block=False)  # redials on its own after a restart
-            target, args = self._listen, (self._socket,)
-        self._thread = threading.Thread(
-            target=target, args=args, name="progress-watch", daemon=True
-        )
+            listen = functools.partial(self._listen, self._socket)
+        self._thread = threading.Thread(target=listen, name="progress-watch", daemon=True)
         self._thread.start()
         atexit.register(self.close)  # runs before pynng's own exit handler, registered earlier
 

@@ -25,7 +25,7 @@ class ProgressAnnouncer:
     def __init__(self, database: Path | str, data_dir: Path, max_message_bytes: int) -> None:
         self._notices: PostgresConnection | None = None
         self._socket: pynng.Pub0 | None = None
-        if isinstance(database, str):
+        if datastore.is_postgres(database):
             self._notices = datastore.connect(database)  # type: ignore[assignment]
         else:
             self._socket = pynng.Pub0(recv_max_size=max_message_bytes)

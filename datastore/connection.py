@@ -224,10 +224,15 @@ def location(data_dir: Path, database_url: str = "") -> Path | str:
     return database_url or data_dir / defaults.DATABASE_FILE
 
 
+def is_postgres(location: Path | str) -> bool:
+    """Whether `location` names a PostgreSQL database (a URL) rather than a SQLite file."""
+    return isinstance(location, str) and location.startswith(POSTGRES_SCHEMES)
+
+
 def connect(location: Path | str) -> Connection:
     """Open the datastore at `location`, creating its schema: a PostgreSQL URL, or the path
     of a SQLite file (in WAL mode). Either autocommits outside `transaction`."""
-    if isinstance(location, str) and location.startswith(POSTGRES_SCHEMES):
+    if is_postgres(location):
         from datastore import postgres  # psycopg loads only here: see `Connection`
 
         return postgres.connect(location)

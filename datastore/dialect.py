@@ -18,7 +18,6 @@ from dataclasses import dataclass
 class Dialect:
     """What an engine writes its own way."""
 
-    name: str
     # Starts a write transaction that cannot deadlock with another: SQLite takes its one
     # write lock up front; on PostgreSQL `write_lock` follows (None: nothing follows).
     begin: str
@@ -37,7 +36,6 @@ class Dialect:
 
 
 SQLITE = Dialect(
-    name="sqlite",
     begin="BEGIN IMMEDIATE",
     write_lock=None,
     ids_in_json="(SELECT value FROM json_each(?))",

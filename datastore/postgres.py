@@ -22,7 +22,6 @@ from datastore.dialect import Dialect
 from datastore.errors import StoreError
 
 POSTGRES = Dialect(
-    name="postgresql",
     begin="BEGIN",
     # One writer at a time, as SQLite has: the triggers lock rows in different orders on
     # different paths (an upload: the workload, then its job counts; a workload's first

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -394,18 +393,15 @@ def system_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     if request.param == "sqlite":
         yield {}
         return
-    postgres = request.getfixturevalue("postgres")
-    name = f"system_{uuid.uuid4().hex}"
-    yield {"DPIP_DATABASE_URL": postgres.create_database(name)}
-    postgres.drop_database(name)
+    with request.getfixturevalue("postgres").new_database() as url:
+        yield {"DPIP_DATABASE_URL": url}
 
 
 @pytest.fixture
 def postgres_url(postgres: PostgresServer) -> Iterator[str]:
     """The URL of a fresh, empty database of its own for each test, dropped after it."""
-    name = f"test_{uuid.uuid4().hex}"
-    yield postgres.create_database(name)
-    postgres.drop_database(name)
+    with postgres.new_database() as url:
+        yield url
 
 
 def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (32, 24), seed: int = 0) -> bytes:

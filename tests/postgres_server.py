@@ -13,6 +13,9 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -85,6 +88,17 @@ class PostgresServer:
         """Drop database `name`, closing whatever connections to it are still open."""
         drop = sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name))
         self._administer(name, drop)
+
+    @contextmanager
+    def new_database(self, template: str | None = None) -> Iterator[str]:
+        """A database of its own for the block (empty, or a copy of database `template`):
+        its URL; dropped when the block ends."""
+        name = f"db_{uuid.uuid4().hex}"
+        url = self.create_database(name, template)
+        try:
+            yield url
+        finally:
+            self.drop_database(name)
 
     def __enter__(self) -> PostgresServer:
         self.root = Path(tempfile.mkdtemp(prefix="dpip-postgres-"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sqlite3
 import uuid
@@ -49,18 +50,16 @@ def template(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[Path 
 def conn(
     template: Path | str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[datastore.Connection]:
-    if isinstance(template, Path):
-        location: Path | str = tmp_path / "db.sqlite3"
-        shutil.copyfile(template, location)
-    else:
-        postgres = request.getfixturevalue("postgres")
-        name = f"test_{uuid.uuid4().hex}"
-        location = postgres.create_database(name, template=template)
-    connection = datastore.connect(location)
-    yield connection
-    connection.close()
-    if not isinstance(template, Path):
-        postgres.drop_database(name)
+    with contextlib.ExitStack() as stack:
+        if isinstance(template, Path):
+            location: Path | str = tmp_path / "db.sqlite3"
+            shutil.copyfile(template, location)
+        else:
+            postgres = request.getfixturevalue("postgres")
+            location = stack.enter_context(postgres.new_database(template))
+        connection = datastore.connect(location)
+        yield connection
+        connection.close()
 
 
 @pytest.fixture

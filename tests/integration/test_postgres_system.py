@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -34,12 +33,10 @@ LATER = "later"  # a tag no worker has until a test starts one with it
 
 @pytest.fixture(scope="module")
 def pg_cluster(postgres, tmp_path_factory) -> Iterator[Cluster]:
-    name = f"system_{uuid.uuid4().hex}"
-    url = postgres.create_database(name)
-    env = {"DPIP_DATABASE_URL": url, "DPIP_WORKLOAD_WAIT_RECHECK_S": "60"}
-    with running_cluster(tmp_path_factory.mktemp("pg"), 2, env) as cluster:
-        yield cluster
-    postgres.drop_database(name)
+    with postgres.new_database() as url:
+        env = {"DPIP_DATABASE_URL": url, "DPIP_WORKLOAD_WAIT_RECHECK_S": "60"}
+        with running_cluster(tmp_path_factory.mktemp("pg"), 2, env) as cluster:
+            yield cluster
 
 
 def test_a_workload_runs_on_postgres_and_survives_a_restart(pg_cluster: Cluster) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api import (
     auth,
@@ -85,4 +86,9 @@ def create_app(config: ApiConfig, test_config: dict | None = None) -> Flask:
         app.register_blueprint(blueprint)
     docs.install_document(app)
     metrics.install_registry(app)
+    if config.proxy_hops:
+        # Behind a load balancer every connection comes from it: the client's address (which
+        # the login throttle counts by) is the one the trusted proxies put in X-Forwarded-For.
+        hops = config.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     return app

@@ -49,6 +49,10 @@ class ApiConfig:
     dashboard_thumbnails: int = setting("DASHBOARD_THUMBNAILS")
     thumbnail_side_px: int = setting("THUMBNAIL_SIDE_PX")
     dashboard_cookie_secure: int = setting("DASHBOARD_COOKIE_SECURE")  # 1: HTTPS only
+    # Proxies in front of the API whose X-Forwarded-For and -Proto it believes (0: none).
+    # Set it only where clients cannot reach the API but through them: anyone else could
+    # claim any address.
+    proxy_hops: int = setting("PROXY_HOPS")
 
     def __post_init__(self) -> None:
         for name in (
@@ -59,6 +63,8 @@ class ApiConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.proxy_hops < 0:
+            raise ValueError(f"proxy_hops must be at least 0, not {self.proxy_hops}")
 
     @cached_property  # read on every request
     def database(self) -> Path | str:

@@ -219,7 +219,13 @@ def up(
 @data_dir_option
 @images_dir_option
 def api(host, port, controller, processes, threads, data_dir, images_dir) -> None:
-    """Run the REST API alone (it shares the data dir with the controller)."""
+    """Run the REST API alone.
+
+    On SQLite it shares the data dir with the controller, on its host. On PostgreSQL
+    (DPIP_DATABASE_URL) it may run on a host of its own, and several may run behind a load
+    balancer, sharing DPIP_JWT_SECRET and the images dir (DPIP_PROXY_HOPS=1 behind nginx):
+    see "Several API hosts" in user-guide.md.
+    """
     from dpip.http_metrics_dir import prepare_http_metrics_dir
 
     data_dir, images_dir = _dirs(data_dir, images_dir)
@@ -276,7 +282,12 @@ def api(host, port, controller, processes, threads, data_dir, images_dir) -> Non
 def controller(
     host, port, telemetry_port, broadcast_port, api_url, telemetry_interval_ms, data_dir
 ) -> None:
-    """Run the controller and scheduler alone."""
+    """Run the controller and scheduler alone.
+
+    On SQLite it shares the data dir with the API, on its host. On PostgreSQL
+    (DPIP_DATABASE_URL) it may run on a host of its own, with the API hosts' DPIP_JWT_SECRET
+    and --api-url their load balancer's address: see "Several API hosts" in user-guide.md.
+    """
     from controller import Controller, ControllerConfig
 
     data_dir, _ = _dirs(data_dir, None)

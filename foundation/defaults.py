@@ -128,3 +128,4 @@ DASHBOARD_THUMBNAILS = 24  # thumbnails of the newest results on a workload page
 THUMBNAIL_SIDE_PX = 160  # a thumbnail's longer side
 THUMBNAIL_JPEG_QUALITY = 80
 DASHBOARD_COOKIE_SECURE = 0  # 1: the session cookie only travels over HTTPS (set behind TLS)
+PROXY_HOPS = 0  # proxies in front of the API whose X-Forwarded-For it believes (nginx: 1)

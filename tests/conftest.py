@@ -36,6 +36,7 @@ from protocol import (
     decode,
     new_nonce,
 )
+from tests.netns import in_namespace
 from tests.outcomes import running_on
 from tests.postgres_server import PostgresServer, postgres_bin_dir
 
@@ -121,9 +122,11 @@ class Cluster:
         *,
         host: str = "127.0.0.1",
         netns: str | None = None,
+        url: str | None = None,
     ) -> None:
         """`host`: the address the controller and the API bind to and workers dial;
-        `netns`: the network namespace to run the controller and the API in (`ip netns exec`).
+        `netns`: the network namespace to run the controller and the API in (`ip netns exec`);
+        `url`: where clients and workers reach the API (default: the API's own address).
         """
         self.root = root
         self.data_dir = root / "data"
@@ -132,7 +135,7 @@ class Cluster:
         self.netns = netns
         self.api_port = free_port()
         self.controller_port = free_port()
-        self.url = f"http://{host}:{self.api_port}"
+        self.url = url or f"http://{host}:{self.api_port}"
         self.env = {
             **os.environ,
             "DPIP_ADMIN_PASSWORD": ADMIN_PASSWORD,
@@ -149,7 +152,7 @@ class Cluster:
         netns: str | None = None,
     ) -> None:
         if netns:
-            argv = ["ip", "netns", "exec", netns, *argv]  # ip execs argv: the same pid
+            argv = in_namespace(netns, argv)
         log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         self.processes[name] = subprocess.Popen(
             argv,
@@ -180,26 +183,35 @@ class Cluster:
             netns=self.netns,
         )
 
-    def start_api(self) -> None:
+    def start_api(
+        self, name: str = "api", *, host: str | None = None, netns: str | None = None
+    ) -> str:
+        """Start an API process and wait until it answers; return its own URL. An API
+        `name`d otherwise runs on another (simulated) host, `host` in `netns`, with a data dir
+        of its own, sharing the images dir (and the datastore, given by URL in the env)."""
+        host, netns = host or self.host, netns or self.netns
+        data_dir = self.data_dir if name == "api" else self.root / name / "data"
         self._spawn(
-            "api",
+            name,
             [
                 str(BIN / "dpip"),
                 "api",
                 "--host",
-                self.host,
+                host,
                 "--port",
                 str(self.api_port),
                 "--controller",
                 f"{self.host}:{self.controller_port}",
                 "--data-dir",
-                str(self.data_dir),
+                str(data_dir),
                 "--images-dir",
                 str(self.images_dir),
             ],
-            netns=self.netns,
+            netns=netns,
         )
-        wait_until(self._api_answers, 30, "the API to answer")
+        url = f"http://{host}:{self.api_port}"
+        wait_until(lambda: self._api_answers(url), 30, f"the API at {url} to answer")
+        return url
 
     def start_worker(
         self,
@@ -233,9 +245,9 @@ class Cluster:
             argv += ["--advertise-host", advertise_host]
         self._spawn(name, argv, env, netns)
 
-    def _api_answers(self) -> bool:
+    def _api_answers(self, url: str) -> bool:
         try:
-            return requests.get(self.url + "/status", timeout=1).status_code == 401
+            return requests.get(url + "/status", timeout=1).status_code == 401
         except requests.ConnectionError:
             return False
 

@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL server for the tests: the machine's own binaries, on loopback only.
+"""A throwaway PostgreSQL server for the tests: the machine's own binaries, on loopback (or
+a simulated host's address) only.
 
 PostgreSQL refuses to run as root and the tests run as root, so there the server's commands
 run as the `postgres` user (`runuser`), in a temporary directory that user owns. The server
@@ -22,6 +23,7 @@ import psycopg
 from psycopg import sql
 
 from foundation.errors import DPIPError
+from tests.netns import in_namespace
 
 POSTGRES_ROOT = Path("/usr/lib/postgresql")  # Debian's layout: <version>/bin/{initdb,pg_ctl}
 SERVER_USER = "postgres"
@@ -55,14 +57,17 @@ def _version_key(version: str) -> tuple[int, ...]:
 
 
 class PostgresServer:
-    """A PostgreSQL server on 127.0.0.1:`port`, from `with` until its end, data in a temp dir."""
+    """A PostgreSQL server on `host`:`port` (127.0.0.1 unless another simulated host's address
+    in its network namespace `netns`), from `with` until its end, data in a temp dir."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, host: str = HOST, netns: str | None = None) -> None:
         bin_dir = postgres_bin_dir()
         if bin_dir is None:
             raise PostgresServerError(f"PostgreSQL is not installed (no {POSTGRES_ROOT}/*/bin)")
         self.bin_dir = bin_dir
+        self.host = host
         self.port = port
+        self.netns = netns
         self.root: Path | None = None
 
     @property
@@ -73,7 +78,7 @@ class PostgresServer:
 
     def url(self, name: str) -> str:
         """Return the URL of database `name` on this server."""
-        return f"postgresql://{SERVER_USER}@{HOST}:{self.port}/{name}"
+        return f"postgresql://{SERVER_USER}@{self.host}:{self.port}/{name}"
 
     def create_database(self, name: str, template: str | None = None) -> str:
         """Create database `name`, empty or a copy of database `template` (which nobody may
@@ -119,8 +124,11 @@ class PostgresServer:
         data = str(self.data_dir)
         cluster = ["-U", SERVER_USER, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"]
         self._run("initdb", "-D", data, *cluster)
+        if self.host != HOST:  # initdb trusts loopback only; let in the hosts of its LAN
+            with (self.data_dir / "pg_hba.conf").open("a") as hba:
+                hba.write("host all all samenet trust\n")
         socket_dir = shlex.quote(str(self.root))  # pg_ctl hands the options to a shell
-        options = f"-h {HOST} -p {self.port} -k {socket_dir} {SERVER_OPTIONS}"
+        options = f"-h {self.host} -p {self.port} -k {socket_dir} {SERVER_OPTIONS}"
         log_file = str(self.root / "server.log")
         wait = ["-w", "-t", str(START_TIMEOUT_S)]
         self._run("pg_ctl", "start", "-D", data, "-l", log_file, *wait, "-o", options)
@@ -142,6 +150,8 @@ class PostgresServer:
         command = [str(self.bin_dir / program), *args]
         if os.geteuid() == 0:
             command = ["runuser", "-u", SERVER_USER, "--", *command]
+        if self.netns is not None:
+            command = in_namespace(self.netns, command)
         try:
             subprocess.run(
                 command,

@@ -1,21 +1,15 @@
 """Workers on separate (simulated) hosts: one is cut off mid-run, then reconnected.
 
-Three network namespaces made by the test: a hub (controller and API, on a bridge at
-10.213.7.1/24) and one per worker (10.213.7.11 and .12), each joined to the hub's bridge
-by a veth pair. The veth ends are created directly inside the namespaces and the addresses
-exist only there, so no traffic ever reaches the machine's own network. The test process
-enters the hub namespace (its main thread only) to talk to the API. Needs root and `ip`;
-skips otherwise.
+Three hosts on one LAN (tests/netns.py): the switch runs the controller and the API
+(10.213.7.1), and each worker has a host of its own (10.213.7.11 and .12). The test process
+enters the switch's namespace (its main thread only) to talk to the API. Needs root and
+`ip`; skips otherwise.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -31,84 +25,14 @@ from tests.conftest import (
     wait_until,
     workers_by_name,
 )
+from tests.netns import Network, inside, ip, simulated_network
 from tests.outcomes import assert_done_once, database, job_records, running_on, wrong_results
 
 pytestmark = pytest.mark.hosts
 
 SUBNET = "10.213.7"
-HUB_ADDRESS = f"{SUBNET}.1"
 WORKERS = {"worker-1": f"{SUBNET}.11", "worker-2": f"{SUBNET}.12"}
-CLONE_NEWNET = 0x40000000
 IMAGES = 4
-
-
-def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=10)
-
-
-@dataclass(frozen=True)
-class Network:
-    hub: str
-    hosts: dict[str, str]  # worker name → its namespace
-    links: dict[str, str]  # worker name → its veth end, inside its namespace
-
-
-def build_network(tag: str) -> Network:
-    hub = f"dpip-hub-{tag}"
-    network = Network(hub, {}, {})
-    ip("netns", "add", hub)
-    ip("-n", hub, "link", "set", "lo", "up")
-    ip("-n", hub, "link", "add", "br0", "type", "bridge")
-    ip("-n", hub, "addr", "add", f"{HUB_ADDRESS}/24", "dev", "br0")
-    ip("-n", hub, "link", "set", "br0", "up")
-    for index, (name, address) in enumerate(WORKERS.items(), start=1):
-        host, hub_end, link = f"dpip-w{index}-{tag}", f"hub{index}", f"eth{index}"
-        ip("netns", "add", host)
-        network.hosts[name] = host
-        network.links[name] = link
-        ip(
-            "link",
-            "add",
-            hub_end,
-            "netns",
-            hub,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            link,
-            "netns",
-            host,
-        )
-        ip("-n", hub, "link", "set", hub_end, "master", "br0", "up")
-        ip("-n", host, "link", "set", "lo", "up")
-        ip("-n", host, "addr", "add", f"{address}/24", "dev", link)
-        ip("-n", host, "link", "set", link, "up")
-    return network
-
-
-def remove_network(tag: str) -> None:
-    for name in (f"dpip-hub-{tag}", f"dpip-w1-{tag}", f"dpip-w2-{tag}"):
-        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
-
-
-@contextlib.contextmanager
-def inside(namespace: str) -> Iterator[None]:
-    """Run this thread (and the processes it starts) in a network namespace meanwhile."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(f"/run/netns/{namespace}", os.O_RDONLY)
-    try:
-        if libc.setns(target, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns into {namespace} failed")
-        try:
-            yield
-        finally:
-            if libc.setns(home, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns back home failed")
-    finally:
-        os.close(home)
-        os.close(target)
 
 
 def declared_alive(cluster: Cluster, name: str) -> bool:
@@ -130,38 +54,34 @@ class Hosts:
 
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory) -> Iterator[Hosts]:
-    if shutil.which("ip") is None:
-        pytest.skip("'ip' (iproute2) is missing: cannot simulate separate hosts")
-    tag = str(os.getpid())
-    try:
-        network = build_network(tag)
-    except subprocess.CalledProcessError as e:
-        remove_network(tag)
-        pytest.skip(f"cannot create network namespaces and veth pairs here: {e.stderr.strip()}")
-    cluster = None
-    try:
-        with inside(network.hub):
-            cluster = start_cluster(
-                tmp_path_factory.mktemp("hosts"), workers=0, host=HUB_ADDRESS, netns=network.hub
-            )
-            for name, address in WORKERS.items():
-                cluster.start_worker(name, netns=network.hosts[name], advertise_host=address)
-            cluster.wait_workers_alive(set(WORKERS))
-            admin = cluster.login("admin", ADMIN_PASSWORD)
-        yield Hosts(network, cluster, admin)  # tests enter the hub themselves to reach the API
-    finally:
-        if cluster is not None:
-            cluster.stop_all()
-        remove_network(tag)
+    with simulated_network(f"p{os.getpid()}", SUBNET, WORKERS) as network:
+        cluster = None
+        try:
+            with inside(network.switch):
+                cluster = start_cluster(
+                    tmp_path_factory.mktemp("hosts"),
+                    workers=0,
+                    host=network.switch_address,
+                    netns=network.switch,
+                )
+                for name, address in WORKERS.items():
+                    cluster.start_worker(
+                        name, netns=network.hosts[name].namespace, advertise_host=address
+                    )
+                cluster.wait_workers_alive(set(WORKERS))
+                admin = cluster.login("admin", ADMIN_PASSWORD)
+            yield Hosts(network, cluster, admin)  # tests enter the switch to reach the API
+        finally:
+            if cluster is not None:
+                cluster.stop_all()
 
 
 def test_cut_off_worker_loses_its_jobs_to_the_other_and_rejoins_when_reconnected(hosts):
     cluster, admin = hosts.cluster, hosts.admin
-    with inside(hosts.network.hub):
+    with inside(hosts.network.switch):
         cluster.wait_workers_alive(set(WORKERS))
         wid, originals = start_busy_workload(cluster, admin, "cut", IMAGES)
-        host, link = hosts.network.hosts["worker-1"], hosts.network.links["worker-1"]
-        ip("-n", host, "link", "set", link, "down")
+        hosts.network.cut("worker-1")
         try:
             # Until it is declared dead, the datastore still shows what it ran when cut off.
             held = {number for w, number in running_on(cluster, "worker-1") if w == wid}
@@ -169,7 +89,7 @@ def test_cut_off_worker_loses_its_jobs_to_the_other_and_rejoins_when_reconnected
             while_cut = workers_by_name(admin)
             records = job_records(cluster, wid)
         finally:
-            ip("-n", host, "link", "set", link, "up")
+            hosts.network.mend("worker-1")
 
         assert done["filtered_images"] == list(range(IMAGES))
         assert done["failed_images"] == []
@@ -197,13 +117,14 @@ def test_worker_whose_telemetry_was_lost_for_a_while_comes_back(hosts):
     controller counts on) and re-join once its telemetry gets through again.
     """
     cluster, admin = hosts.cluster, hosts.admin
-    host = hosts.network.hosts["worker-2"]
+    host = hosts.network.hosts["worker-2"].namespace
     telemetry_port = re.findall(r"\(telemetry (\d+), broadcast", cluster.log("controller"))[-1]
     rule = ("-n", host, "rule", "add", "ipproto", "tcp", "dport", telemetry_port, "table", "100")
-    with inside(hosts.network.hub):
+    with inside(hosts.network.switch):
         cluster.wait_workers_alive(set(WORKERS))
         joins = len(cluster.join_ids("worker-2"))
-        ip("-n", host, "route", "add", "blackhole", f"{HUB_ADDRESS}/32", "table", "100")
+        switch = f"{hosts.network.switch_address}/32"
+        ip("-n", host, "route", "add", "blackhole", switch, "table", "100")
         ip(*rule)  # only worker-2 → telemetry port goes to the black hole
         try:
             wait_until(  # the controller's verdict, not just the API's view of stale telemetry

@@ -21,6 +21,7 @@ class ApiConfig:
     jwt_secret: str
     controller_address: str | None = None  # host:port of the controller, for job hints
     database_url: str = setting("DATABASE_URL")  # PostgreSQL's; empty: SQLite in data_dir
+    database_sessions: int = defaults.API_THREADS  # PostgreSQL sessions per process, at most
     metrics_token: str | None = None  # Prometheus's bearer token; None: only admins scrape
     max_upload_bytes: int = setting("MAX_UPLOAD_BYTES")  # a single upload; each image of a batch
     max_image_pixels: int = setting("MAX_IMAGE_PIXELS")

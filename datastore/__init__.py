@@ -1,7 +1,15 @@
 """The datastore: the one source of truth for cluster state, in SQLite (WAL mode, the
 default) or PostgreSQL."""
 
-from datastore.connection import Connection, Row, connect, is_postgres, location, transaction
+from datastore.connection import (
+    Connection,
+    Row,
+    connect,
+    is_postgres,
+    location,
+    session_pool,
+    transaction,
+)
 from datastore.errors import StoreError
 
 __all__ = [
@@ -11,5 +19,6 @@ __all__ = [
     "connect",
     "is_postgres",
     "location",
+    "session_pool",
     "transaction",
 ]

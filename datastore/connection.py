@@ -15,7 +15,7 @@ from datastore.errors import StoreError
 from foundation import defaults
 
 if TYPE_CHECKING:
-    from datastore.postgres import PostgresConnection, PostgresRow
+    from datastore.postgres import PostgresConnection, PostgresPool, PostgresRow
 
 SCHEMA = """
 BEGIN IMMEDIATE;
@@ -237,6 +237,14 @@ def connect(location: Path | str) -> Connection:
 
         return postgres.connect(location)
     return _connect_sqlite(Path(location))
+
+
+def session_pool(url: str, max_sessions: int, application: str) -> PostgresPool:
+    """A pool of sessions on the PostgreSQL datastore at `url` (whose schema exists), named
+    `application` in the server's views; SQLite has no use for one (see `api/db.py`)."""
+    from datastore import postgres  # psycopg loads only here: see `Connection`
+
+    return postgres.PostgresPool(url, max_sessions, application)
 
 
 def _connect_sqlite(path: Path) -> SqliteConnection:

@@ -249,6 +249,7 @@ def api(host, port, controller, processes, threads, data_dir, images_dir) -> Non
         metrics_token=boot.metrics_token,
         image_cost_limits=from_env(CostLimits, os.environ),
         max_waiting_requests=threads // 2,
+        database_sessions=threads,  # one per request thread: no request waits for one
     )
     click.echo(f"API listening on http://{host}:{port} ({processes} processes)")
     keep_freed_memory()  # before gunicorn forks: its processes inherit the setting

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 import pytest
 
+from api.db import API_SESSIONS
 from datastore.progress_notices import CHANNEL
 from foundation.defaults import WORKLOAD_WAIT_MAX_S
 from tests.conftest import (
@@ -123,3 +124,17 @@ def test_a_long_poll_wakes_on_a_notice_and_after_its_connection_was_cut(
                 pg_cluster.stop("later-worker")
         assert answer.json()["filtered_images"] == [0]
         assert time.monotonic() - started < WORKLOAD_WAIT_MAX_S  # woken, not timed out
+
+
+def test_the_api_replaces_the_sessions_the_server_dropped(pg_cluster: Cluster) -> None:
+    """The API's sessions are pooled and checked as they are lent: after the server ends
+    them all (as a restart would), the next requests get fresh ones, none fails."""
+    admin = pg_cluster.login("admin", ADMIN_PASSWORD)
+    assert {admin.get("/status").status_code for _ in range(20)} == {200}
+    with psycopg.connect(pg_cluster.env["DPIP_DATABASE_URL"]) as session:
+        dropped = session.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (API_SESSIONS,),
+        ).fetchall()
+    assert dropped  # the API's sessions, by their name
+    assert [admin.get("/status").status_code for _ in range(20)] == [200] * 20

@@ -83,14 +83,20 @@ def admit_worker(
 
 
 def _check_fields(request: JoinRequest) -> str:
-    if not request.worker_name or len(request.worker_name) > defaults.MAX_WORKER_NAME_CHARS:
-        return "worker_name must be a non-empty short string"
+    # Printable only: a NUL, which PostgreSQL's text refuses, or a lone surrogate, which
+    # has no UTF-8, would fail the join's write instead of being refused.
+    name = request.worker_name
+    if not name or len(name) > defaults.MAX_WORKER_NAME_CHARS or not name.isprintable():
+        return "worker_name must be a non-empty short string of printable characters"
     if not 1 <= request.concurrency <= 1024:
         return "concurrency must be between 1 and 1024"
     if not 0 <= request.prefetch <= defaults.MAX_WORKER_PREFETCH:
         return f"prefetch must be between 0 and {defaults.MAX_WORKER_PREFETCH}"
     if not 0 < request.rpc_port < 65536:
         return "rpc_port must be a TCP port"
-    if any(not isinstance(tag, str) or len(tag) > defaults.MAX_TAG_CHARS for tag in request.tags):
-        return "tags must be short strings"
+    if any(
+        not isinstance(tag, str) or len(tag) > defaults.MAX_TAG_CHARS or not tag.isprintable()
+        for tag in request.tags
+    ):
+        return "tags must be short strings of printable characters"
     return ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from itertools import count
 
@@ -14,7 +15,15 @@ from rpyc.utils.factory import connect_channel
 
 from protocol import JobAssignment, SubmitAnswer
 from protocol.rpc import SAFE_RPYC_CONFIG, BoundedChannel, connect_proof
-from tests.conftest import Client, cluster_fixture, image_bytes, live_fake_worker, wait_until
+from tests.conftest import (
+    ENGINES,
+    Client,
+    Cluster,
+    image_bytes,
+    live_fake_worker,
+    running_cluster,
+    wait_until,
+)
 from tests.security.helpers import NO_WORKER
 from worker.config import WorkerConfig
 from worker.rpc_service import JobService, start_rpc_server
@@ -23,14 +32,36 @@ UPLOAD_LIMIT = 4 * 1024 * 1024
 BATCH_LIMIT = 4 * UPLOAD_LIMIT  # a batch's bytes: small enough to send past it in a test
 
 
-# Controller, API and one worker (its rpyc port is attacked), shared by every module. No job
-# of this suite ever runs (every workload is tagged `nowhere`), so the image store and the
-# jobs table change only when a test changes them.
-cluster = cluster_fixture(
-    "package",
-    workers=1,
-    env={"DPIP_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT), "DPIP_MAX_BATCH_BYTES": str(BATCH_LIMIT)},
-)
+ENV = {"DPIP_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT), "DPIP_MAX_BATCH_BYTES": str(BATCH_LIMIT)}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The modules marked `both_engines` (their attacks reach the datastore) run on SQLite
+    and on PostgreSQL; the rest (the controller's sockets, the worker's rpc port, slow
+    clients, ...) on SQLite alone."""
+    if "engine" in metafunc.fixturenames:
+        both = metafunc.definition.get_closest_marker("both_engines") is not None
+        engines = ENGINES if both else ENGINES[:1]
+        metafunc.parametrize("engine", engines, indirect=True, scope="package")
+
+
+@pytest.fixture(scope="package")
+def engine(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+# Controller, API and one worker (its rpyc port is attacked), one system per engine shared by
+# every module. No job of this suite ever runs (every workload is tagged `nowhere`), so the
+# image store and the jobs table change only when a test changes them.
+@pytest.fixture(scope="package")
+def cluster(engine: str, request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[Cluster]:
+    with ExitStack() as running:
+        env = dict(ENV)
+        if engine == "postgresql":
+            postgres = request.getfixturevalue("postgres")
+            env["DPIP_DATABASE_URL"] = running.enter_context(postgres.new_database())
+        root = tmp_path_factory.mktemp(f"cluster-{engine}")
+        yield running.enter_context(running_cluster(root, workers=1, env=env))
 
 
 @dataclass

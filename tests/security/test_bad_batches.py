@@ -33,6 +33,9 @@ from tests.security.helpers import assert_error, assert_unchanged, snapshot
 from tests.security.test_upload_memory import _api_rss as api_rss
 from tests.security.test_upload_memory import peak_rss
 
+pytestmark = pytest.mark.both_engines  # its attacks reach the datastore
+
+
 MB = 1024 * 1024
 MAX_BATCH_IMAGES = 1000  # the default, which this suite's system keeps
 PNG = image_bytes("PNG", size=(4, 4))  # ~100 bytes: 1,001 of them make a small body

@@ -10,6 +10,9 @@ import pytest
 from tests.conftest import image_bytes
 from tests.security.helpers import NO_WORKER, assert_error, assert_unchanged, database, snapshot
 
+pytestmark = pytest.mark.both_engines  # its attacks reach the datastore
+
+
 NAME_CASES = [
     ("dot-dot-slash", "../escape"),
     ("dot-dot-alone", ".."),
@@ -229,6 +232,17 @@ def test_a_lone_surrogate_password_change_is_refused(cluster, alice):
         "PATCH", f"/users/{alice.name}", json={"password": "\ud800" * 8}
     )
     assert_error(response, 400, "invalid_password")
+    assert_unchanged(cluster, before)
+
+
+@pytest.mark.parametrize(
+    "name", ["nul%00", "%00", "%ED%A0%80"], ids=["nul", "only-nul", "bad-utf8"]
+)
+def test_an_account_name_no_datastore_holds_answers_404(cluster, admin, name):
+    """PostgreSQL's text refuses NUL: such a name is no account's, not a failed query."""
+    before = snapshot(cluster)
+    assert_error(admin.get(f"/users/{name}"), 404, "not_found")
+    assert_error(admin.delete(f"/users/{name}"), 404, "not_found")
     assert_unchanged(cluster, before)
 
 

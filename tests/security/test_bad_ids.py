@@ -7,6 +7,8 @@ import pytest
 from tests.conftest import image_bytes
 from tests.security.helpers import assert_error, assert_unchanged, snapshot
 
+pytestmark = pytest.mark.both_engines  # its attacks reach the datastore
+
 
 def _json_get(client, path: str, raw: str):
     return client.request("GET", path, data=raw, headers={"Content-Type": "application/json"})

@@ -16,6 +16,9 @@ from tests.imaging.crafted import gif_with_frames, grey_tiff
 from tests.security.conftest import UPLOAD_LIMIT, Actor
 from tests.security.helpers import assert_error, assert_unchanged, snapshot
 
+pytestmark = pytest.mark.both_engines  # its attacks reach the datastore
+
+
 JPEG = image_bytes("JPEG", size=(64, 48))
 
 

@@ -27,6 +27,9 @@ from tests.security.helpers import (
     snapshot,
 )
 
+pytestmark = pytest.mark.both_engines  # its attacks reach the datastore
+
+
 TIMED_GUESSES = 4  # of each kind, fewer than LOGIN_MAX_FAILURES for one user and address
 
 

@@ -7,6 +7,9 @@ import pytest
 from tests.conftest import image_bytes
 from tests.security.helpers import assert_error, assert_unchanged, snapshot
 
+pytestmark = pytest.mark.both_engines  # its attacks reach the datastore
+
+
 B_AGAINST_A = [
     pytest.param(lambda b, a: b.get(f"/workloads/{a.workload_id}"), 404, id="read-workload"),
     pytest.param(

@@ -24,6 +24,8 @@ from tests.security.helpers import (
     snapshot,
 )
 
+pytestmark = pytest.mark.both_engines  # its attacks reach the datastore
+
 
 @contextmanager
 def _from_fresh_address(cluster, token: str) -> Iterator[Client]:

@@ -21,6 +21,9 @@ from tests.security.helpers import (
     with_payload,
 )
 
+pytestmark = pytest.mark.both_engines  # its attacks reach the datastore
+
+
 WRONG_SECRET = "not-the-cluster-secret-but-long-enough-for-hs256"
 
 

@@ -20,13 +20,16 @@ from protocol import (
     decode,
     new_nonce,
 )
-from tests.conftest import join, start_cluster, wait_until
+from tests.conftest import join, join_over, start_cluster, wait_until
 from tests.security.helpers import (
     assert_unchanged,
     join_token,
     recorded_cpu,
     snapshot,
 )
+
+pytestmark = pytest.mark.both_engines  # joins and telemetry reach the datastore
+
 
 WRONG_TOKENS = [
     pytest.param(lambda right: "", id="empty"),
@@ -112,6 +115,27 @@ def test_malformed_requests_to_the_controller_are_refused(cluster, payload):
         assert reply.detail
     assert_unchanged(cluster, before)
     assert isinstance(join(cluster, "still-wrong", "liveness-probe"), JoinRefused)
+
+
+@pytest.mark.parametrize(
+    ("name", "tags"),
+    [
+        pytest.param("nul\x00name", (), id="nul-in-name"),
+        pytest.param("\ud800name", (), id="surrogate-in-name"),
+        pytest.param("tab\tname", (), id="tab-in-name"),
+        pytest.param("fine-name", ("nul\x00",), id="nul-in-tag"),
+    ],
+)
+def test_a_join_with_an_unprintable_name_or_tag_is_refused_and_changes_nothing(cluster, name, tags):
+    """With the right token: the fields are refused before anything is written (on
+    PostgreSQL a NUL would fail the write instead)."""
+    before = snapshot(cluster)
+    with pynng.Req0(recv_timeout=5000, send_timeout=5000) as sock:
+        sock.dial(f"tcp://127.0.0.1:{cluster.controller_port}")
+        reply = join_over(sock, join_token(cluster), name, tags=tags)
+    assert isinstance(reply, JoinRefused), reply
+    assert "printable" in reply.reason
+    assert_unchanged(cluster, before)
 
 
 @pytest.fixture

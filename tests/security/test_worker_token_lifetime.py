@@ -10,7 +10,12 @@ from __future__ import annotations
 import os
 from itertools import count
 
+import pytest
+
 from tests.conftest import Client, live_fake_worker, wait_until
+
+pytestmark = pytest.mark.both_engines  # its attacks reach the datastore
+
 
 LIVE = (404, "not_found")
 ENDED = (401, "membership_ended")

@@ -352,8 +352,15 @@ def cluster_fixture(
     that needs another system assigns its own: `cluster = cluster_fixture(workers=1)`."""
 
     @pytest.fixture(scope=scope, name="cluster")
-    def running_system(tmp_path_factory) -> Iterator[Cluster]:
-        with running_cluster(tmp_path_factory.mktemp("cluster"), workers, env) as running:
+    def running_system(
+        engine: str, request: pytest.FixtureRequest, tmp_path_factory
+    ) -> Iterator[Cluster]:
+        with (
+            datastore_env(engine, request) as engine_env,
+            running_cluster(
+                tmp_path_factory.mktemp(f"cluster-{engine}"), workers, {**(env or {}), **engine_env}
+            ) as running,
+        ):
             yield running
 
     return running_system
@@ -398,15 +405,40 @@ def postgres() -> Iterator[PostgresServer]:
 ENGINES = ("sqlite", "postgresql")  # the datastore's engines, for tests that run on each
 
 
-@pytest.fixture(params=ENGINES)
-def system_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
-    """The environment that puts a test system on each engine in turn: nothing for SQLite
-    (the default), a fresh PostgreSQL database's URL (dropped afterwards) otherwise."""
-    if request.param == "sqlite":
+@contextlib.contextmanager
+def datastore_env(engine: str, request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """The environment that puts a test system on `engine`: nothing for SQLite (the
+    default), a fresh PostgreSQL database's URL (dropped after the block) otherwise."""
+    if engine == "sqlite":
         yield {}
         return
     with request.getfixturevalue("postgres").new_database() as url:
         yield {"DPIP_DATABASE_URL": url}
+
+
+@pytest.fixture(scope="module")
+def engine(request: pytest.FixtureRequest) -> str:
+    """The datastore engine of a `cluster_fixture` system: SQLite, or each engine in turn
+    for the tests of a module marked `both_engines`."""
+    return getattr(request, "param", ENGINES[0])
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module marked `both_engines` runs its tests on a system of each engine (its
+    `engine` fixture's scope decides how many tests share one)."""
+    if "engine" in metafunc.fixturenames and is_on_both_engines(metafunc):
+        metafunc.parametrize("engine", ENGINES, indirect=True)
+
+
+def is_on_both_engines(metafunc: pytest.Metafunc) -> bool:
+    return metafunc.definition.get_closest_marker("both_engines") is not None
+
+
+@pytest.fixture(params=ENGINES)
+def system_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """The environment that puts a test's own system on each engine in turn."""
+    with datastore_env(request.param, request) as env:
+        yield env
 
 
 @pytest.fixture

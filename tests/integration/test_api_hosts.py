@@ -1,106 +1,42 @@
 """Several API hosts behind nginx, sharing one PostgreSQL datastore and one image store.
 
-Six simulated hosts on one LAN (tests/netns.py): PostgreSQL, the controller, two API hosts,
-nginx (deploy/nginx/dpip.conf, the configuration user-guide.md shows) and a worker, with
-the test's client on the switch. The API hosts have data dirs of their own and share the
-JWT secret (DPIP_JWT_SECRET) and the images dir; clients and the worker reach the API only
-through nginx, except where a test calls one API host directly to show what holds across
-them. Needs root, `ip`, PostgreSQL and nginx (.ci/run installs them); skips otherwise.
+Six simulated hosts (tests/api_site.py): PostgreSQL, the controller, two API hosts, nginx
+(deploy/nginx/dpip.conf, the configuration user-guide.md shows) and a worker, with the
+test's client on the switch. Clients and the worker reach the API through nginx, except
+where a test calls one API host directly to show what holds across them. Needs root, `ip`,
+PostgreSQL and nginx (.ci/run installs them); skips otherwise.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import signal
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import requests
 
+from tests.api_site import Site, site_addresses, start_site
 from tests.conftest import (
     ADMIN_PASSWORD,
     BUSY_FILTER,
     Client,
-    Cluster,
     slow_png,
     start_busy_workload,
     wait_until,
 )
-from tests.netns import Network, inside, simulated_network
-from tests.nginx_server import NginxServer, nginx_binary
+from tests.netns import inside, simulated_network
+from tests.nginx_server import nginx_binary
 from tests.outcomes import assert_done_once, job_records, wrong_results
-from tests.postgres_server import PostgresServer, postgres_bin_dir
+from tests.postgres_server import postgres_bin_dir
 
 pytestmark = pytest.mark.hosts
 
 SUBNET = "10.213.9"
-ADDRESSES = {
-    "database": f"{SUBNET}.2",
-    "controller": f"{SUBNET}.3",
-    "balancer": f"{SUBNET}.4",
-    "api-1": f"{SUBNET}.11",
-    "api-2": f"{SUBNET}.12",
-    "worker-1": f"{SUBNET}.21",
-}
-API_HOSTS = ("api-1", "api-2")
-POSTGRES_PORT = 5432  # each host has a network of its own: every port is free there
-BALANCER_PORT = 80
 LOGIN_MAX_FAILURES = 3  # per (username, address); the account's own delay starts later
 IMAGES = 6  # per half of the killed API's run
-
-
-@dataclass
-class Site:
-    network: Network
-    cluster: Cluster  # its url is nginx's
-    apis: dict[str, str]  # API host → its own URL
-
-    def start_api(self, name: str) -> str:
-        host = self.network.hosts[name]
-        return self.cluster.start_api(name, host=host.address, netns=host.namespace)
-
-
-def start_site(network: Network, root: Path, running: contextlib.ExitStack) -> Site:
-    """Start every part on its host; `running` stops them all."""
-    database = network.hosts["database"]
-    postgres = running.enter_context(
-        PostgresServer(POSTGRES_PORT, host=database.address, netns=database.namespace)
-    )
-    balancer = network.hosts["balancer"]
-    env = {
-        "DPIP_DATABASE_URL": postgres.create_database("dpip"),
-        "DPIP_JWT_SECRET": secrets.token_urlsafe(48),  # every API host and the controller
-        "DPIP_PROXY_HOPS": "1",  # nginx appends the client's address to X-Forwarded-For
-        "DPIP_LOGIN_MAX_FAILURES": str(LOGIN_MAX_FAILURES),
-        "DPIP_WORKLOAD_WAIT_RECHECK_S": "60",  # longer than any wait: only notices wake one
-    }
-    controller = network.hosts["controller"]
-    cluster = Cluster(
-        root,
-        env,
-        host=controller.address,
-        netns=controller.namespace,
-        url=f"http://{balancer.address}:{BALANCER_PORT}",
-    )
-    running.callback(cluster.stop_all)
-    cluster.start_controller()
-    site = Site(network, cluster, {})
-    site.apis = {name: site.start_api(name) for name in API_HOSTS}
-    api_servers = [f"{network.hosts[name].address}:{cluster.api_port}" for name in API_HOSTS]
-    running.enter_context(
-        NginxServer(balancer.address, BALANCER_PORT, api_servers, balancer.namespace)
-    )
-    worker = network.hosts["worker-1"]
-    cluster.start_worker(
-        "worker-1", concurrency=2, netns=worker.namespace, advertise_host=worker.address
-    )
-    cluster.wait_workers_alive({"worker-1"})
-    return site
 
 
 @pytest.fixture(scope="module")
@@ -109,12 +45,18 @@ def site(tmp_path_factory) -> Iterator[Site]:
         pytest.skip("PostgreSQL is not installed (.ci/run installs Debian's postgresql)")
     if nginx_binary() is None:
         pytest.skip("nginx is not installed (.ci/run installs Debian's nginx)")
+    addresses = site_addresses(SUBNET, api_hosts=2, workers=1)
+    env = {
+        "DPIP_LOGIN_MAX_FAILURES": str(LOGIN_MAX_FAILURES),
+        "DPIP_WORKLOAD_WAIT_RECHECK_S": "60",  # longer than any wait: only notices wake one
+    }
     with (
-        simulated_network(f"a{os.getpid()}", SUBNET, ADDRESSES) as network,
+        simulated_network(f"a{os.getpid()}", SUBNET, addresses) as network,
         contextlib.ExitStack() as running,
     ):
         with inside(network.switch):
-            started = start_site(network, tmp_path_factory.mktemp("site"), running)
+            root = tmp_path_factory.mktemp("site")
+            started = start_site(network, root, running, env, worker_concurrency=2)
         yield started  # tests enter the switch themselves to reach the hosts
 
 

@@ -11,6 +11,8 @@ from flask_jwt_extended import JWTManager, create_access_token
 
 from tests.conftest import ADMIN_PASSWORD, Client
 
+pytestmark = pytest.mark.both_engines
+
 
 def test_login_with_basic_auth_json_form_and_get(cluster):
     basic = requests.post(cluster.url + "/login", auth=("admin", ADMIN_PASSWORD), timeout=10)

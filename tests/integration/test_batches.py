@@ -10,12 +10,17 @@ import time
 import zipfile
 from collections.abc import Iterator
 
+import pytest
+
 from stress.images import Check, result_is_correct
 from tests.batch_bodies import TAR, ZIP, tar_body, zip_body
 from tests.conftest import Client, image_bytes, noise_png
 from tests.faults.test_failing_jobs import corrupt_png
 from tests.security.test_upload_memory import _api_rss as api_rss
 from tests.security.test_upload_memory import peak_rss
+
+pytestmark = pytest.mark.both_engines
+
 
 MB = 1024 * 1024
 NO_WORKER = ["nowhere"]  # a tag no worker has: the workload's jobs stay queued

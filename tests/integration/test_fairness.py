@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from tests.conftest import ADMIN_PASSWORD, Client, Cluster, image_bytes, running_cluster
+from tests.outcomes import database
 
 BUSY_WORKLOADS = 10
 IMAGES_PER_WORKLOAD = 3
@@ -31,8 +30,7 @@ def queue_workload(user: Client, name: str, seed: int) -> int:
 
 def workloads_in_finishing_order(cluster: Cluster) -> list[int]:
     """The workload of each job, in the order the jobs finished."""
-    uri = f"file:{cluster.data_dir / 'dpip.sqlite3'}?mode=ro"
-    conn = sqlite3.connect(uri, uri=True)
+    conn = database(cluster)
     try:
         rows = conn.execute(
             "SELECT workload_id FROM jobs WHERE status = 'done' ORDER BY finished_at, id"
@@ -42,10 +40,10 @@ def workloads_in_finishing_order(cluster: Cluster) -> list[int]:
     return [row[0] for row in rows]
 
 
-def test_a_user_with_one_workload_is_not_starved_by_one_with_many(tmp_path) -> None:
+def test_a_user_with_one_workload_is_not_starved_by_one_with_many(tmp_path, system_env) -> None:
     # No worker until everything is queued, so the busy user's backlog is all waiting
     # when the late user's workload arrives.
-    with running_cluster(tmp_path, workers=0) as cluster:
+    with running_cluster(tmp_path, workers=0, env=system_env) as cluster:
         admin = cluster.login("admin", ADMIN_PASSWORD)
         busy = make_user(cluster, admin, "busy")
         late = make_user(cluster, admin, "late")

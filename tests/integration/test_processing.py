@@ -9,6 +9,9 @@ from PIL import Image
 from tests.conftest import image_bytes
 from tests.outcomes import job_records, wrong_results
 
+pytestmark = pytest.mark.both_engines
+
+
 IMAGES_PER_FILTER = 20
 TAGGED_IMAGES = 6
 

@@ -46,8 +46,8 @@ def test_restart_of_api_and_controller_keeps_everything(tmp_path):
         cluster.stop_all()
 
 
-def test_jobs_queued_while_the_controller_is_down_run_when_it_returns(tmp_path):
-    cluster = start_cluster(tmp_path)
+def test_jobs_queued_while_the_controller_is_down_run_when_it_returns(tmp_path, system_env):
+    cluster = start_cluster(tmp_path, env=system_env)
     try:
         admin = cluster.login("admin", ADMIN_PASSWORD)
         wid = admin.create_workload(workload_name="waiting")["workload_id"]

@@ -8,6 +8,8 @@ import pytest
 
 from tests.conftest import ADMIN_PASSWORD, Client, image_bytes
 
+pytestmark = pytest.mark.both_engines
+
 
 def test_admin_creates_lists_and_reads_users(admin):
     response = admin.post("/users", json={"username": "carol", "password": "carol-secret-1"})

@@ -6,13 +6,18 @@ answer that comes before the wait ran out can only come from a progress message.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import psutil
+import psycopg
 import pynng
 import pytest
 
+from datastore.progress_notices import CHANNEL
 from foundation.defaults import WORKLOAD_WAIT_MAX_S
 from protocol import WorkloadsProgressed, decode, progress_events_address
 from tests.conftest import (
@@ -24,6 +29,8 @@ from tests.conftest import (
     running_cluster,
     wait_until,
 )
+
+pytestmark = pytest.mark.both_engines
 
 LATER = "later"  # a tag no worker has until a test starts one with it
 
@@ -86,14 +93,35 @@ def test_a_wait_that_runs_out_answers_the_unchanged_workload(admin):
     assert body["status"] != "completed"
 
 
-def test_the_controller_publishes_which_workload_progressed(cluster, admin):
+@contextlib.contextmanager
+def progress_feed(cluster, engine: str) -> Iterator[Callable[[], tuple[int, ...]]]:
+    """The controller's progress announcements as the API hears them: on the ipc socket in
+    the data dir (SQLite), or as PostgreSQL notices; yields the next one's workload ids."""
+    if engine == "postgresql":
+        with psycopg.connect(cluster.env["DPIP_DATABASE_URL"], autocommit=True) as session:
+            session.execute(f"LISTEN {CHANNEL}")
+
+            def next_notice() -> tuple[int, ...]:
+                notices = session.notifies(timeout=30, stop_after=1)
+                try:  # a generator left open holds the session's lock: its close would hang
+                    return tuple(json.loads(next(notices).payload))
+                finally:
+                    notices.close()
+
+            yield next_notice
+        return
     with pynng.Sub0(recv_timeout=30_000) as events:
         events.subscribe(b"")
         events.dial(progress_events_address(cluster.data_dir), block=True)
+        yield lambda: decode(events.recv(), WorkloadsProgressed).workload_ids
+
+
+def test_the_controller_publishes_which_workload_progressed(cluster, admin, engine):
+    with progress_feed(cluster, engine) as next_announcement:
         wid = queued_workload(admin, "published")
         seen: set[int] = set()
         while wid not in seen:
-            seen.update(decode(events.recv(), WorkloadsProgressed).workload_ids)
+            seen.update(next_announcement())
     assert admin.wait_completed(wid)["filtered_images"] == [0]
 
 

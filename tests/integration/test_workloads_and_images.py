@@ -19,6 +19,8 @@ from tests.conftest import (
     wait_until,
 )
 
+pytestmark = pytest.mark.both_engines
+
 
 def test_create_workload_variants(make_user):
     user = make_user()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from itertools import count
 
@@ -18,10 +17,10 @@ from protocol.rpc import SAFE_RPYC_CONFIG, BoundedChannel, connect_proof
 from tests.conftest import (
     ENGINES,
     Client,
-    Cluster,
+    cluster_fixture,
     image_bytes,
+    is_on_both_engines,
     live_fake_worker,
-    running_cluster,
     wait_until,
 )
 from tests.security.helpers import NO_WORKER
@@ -36,13 +35,11 @@ ENV = {"DPIP_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT), "DPIP_MAX_BATCH_BYTES": str(B
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """The modules marked `both_engines` (their attacks reach the datastore) run on SQLite
-    and on PostgreSQL; the rest (the controller's sockets, the worker's rpc port, slow
-    clients, ...) on SQLite alone."""
-    if "engine" in metafunc.fixturenames:
-        both = metafunc.definition.get_closest_marker("both_engines") is not None
-        engines = ENGINES if both else ENGINES[:1]
-        metafunc.parametrize("engine", engines, indirect=True, scope="package")
+    """Only the modules marked `both_engines` (their attacks reach the datastore) run on
+    PostgreSQL too (tests/conftest.py); the rest (the controller's sockets, the worker's rpc
+    port, slow clients, ...) on SQLite alone, sharing the SQLite system of the marked ones."""
+    if "engine" in metafunc.fixturenames and not is_on_both_engines(metafunc):
+        metafunc.parametrize("engine", ENGINES[:1], indirect=True)
 
 
 @pytest.fixture(scope="package")
@@ -53,15 +50,7 @@ def engine(request: pytest.FixtureRequest) -> str:
 # Controller, API and one worker (its rpyc port is attacked), one system per engine shared by
 # every module. No job of this suite ever runs (every workload is tagged `nowhere`), so the
 # image store and the jobs table change only when a test changes them.
-@pytest.fixture(scope="package")
-def cluster(engine: str, request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[Cluster]:
-    with ExitStack() as running:
-        env = dict(ENV)
-        if engine == "postgresql":
-            postgres = request.getfixturevalue("postgres")
-            env["DPIP_DATABASE_URL"] = running.enter_context(postgres.new_database())
-        root = tmp_path_factory.mktemp(f"cluster-{engine}")
-        yield running.enter_context(running_cluster(root, workers=1, env=env))
+cluster = cluster_fixture("package", workers=1, env=ENV)
 
 
 @dataclass

@@ -6,7 +6,8 @@ own on one LAN; stress_test.py runs on the switch against nginx. Every part shar
 same cores, so compare each part's CPU per image, not images/s. Rounds alternate one and
 two API hosts, each on a fresh site. Needs root, iproute2, PostgreSQL and nginx.
 
-    .venv/bin/python bench/api_hosts.py [--images 3000] [--size 64x64] [--batch 50] [--rounds 2]
+    .venv/bin/python bench/api_hosts.py [--images 3000] [--size 64x64] [--format png]
+        [--batch 50] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def run_once(api_hosts: int, args: argparse.Namespace, keep: Path) -> None:
             report_file = root / "report.json"
             argv = [sys.executable, str(ROOT / "stress_test.py"), "--url", site.cluster.url]
             argv += ["--password", ADMIN_PASSWORD, "--quiet", "--json", str(report_file)]
-            argv += ["--images", str(args.images), "--size", args.size, "--format", "png"]
+            argv += ["--images", str(args.images), "--size", args.size, "--format", args.format]
             if args.batch:
                 argv += ["--batch", str(args.batch)]
             subprocess.run(in_namespace(network.switch, argv), cwd=ROOT, check=True)
@@ -80,7 +81,8 @@ def run_once(api_hosts: int, args: argparse.Namespace, keep: Path) -> None:
         part: round((after[part] - before[part]) * 1000 / args.images, 2) for part in after
     }
     print(
-        f"api_hosts={api_hosts} images_per_s={report['images_per_s']:.1f} ok={report['ok']}"
+        f"api_hosts={api_hosts} size={args.size} batch={args.batch}"
+        f" images_per_s={report['images_per_s']:.1f} ok={report['ok']}"
         f" cpu_ms_per_image={per_image} total={sum(per_image.values()):.2f}",
         flush=True,
     )
@@ -90,6 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=3000)
     parser.add_argument("--size", default="64x64")
+    parser.add_argument("--format", default="png", choices=("png", "jpeg"))
     parser.add_argument("--batch", type=int, default=50, help="0: one request per image")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()

@@ -9,6 +9,7 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from accounts import UnknownUser, WeakPassword
+from datastore import StoreUnavailable
 from datastore.users import UserExists
 from foundation.errors import DPIPError
 from imagestore import ImageMissing, ImageStoreError, StoreFull
@@ -40,6 +41,7 @@ def forbidden(message: str) -> APIError:
 
 # The lower packages' errors and their answers: Flask picks the closest class of an error.
 ANSWERS: dict[type[DPIPError], tuple[int, str]] = {
+    StoreUnavailable: (503, "datastore_unavailable"),  # clients resend a GET after a 503
     StoreFull: (507, "insufficient_storage"),
     ImageMissing: (404, "not_found"),
     ImageStoreError: (500, "storage_error"),

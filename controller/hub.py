@@ -17,6 +17,7 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 
 import pynng
 
@@ -78,6 +79,7 @@ class Controller:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self.ports: tuple[int, int] = (0, 0)
+        self.failed = False  # a thread died: the process should exit for a fresh start
 
     def start(self) -> None:
         """Bind the sockets and start the threads."""
@@ -98,7 +100,9 @@ class Controller:
             self._receive_telemetry,
             self._beat,
         ):
-            thread = threading.Thread(target=target, name=target.__name__, daemon=True)
+            thread = threading.Thread(
+                target=self._or_fail, args=(target,), name=target.__name__, daemon=True
+            )
             thread.start()
             self._threads.append(thread)
         log.info(
@@ -120,7 +124,26 @@ class Controller:
         self._progress.close()  # after the scheduler's thread, which announces
 
     def wait(self) -> None:
+        """Until `request_stop`, or until a thread failed (then `failed` is set)."""
         self._stopping.wait()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    def _or_fail(self, loop: Callable[[], None]) -> None:
+        """Run one of the controller's loops; if it dies (the datastore lost, say), the
+        whole controller must stop: its state is the datastore's plus what the loops hold,
+        and a process started afresh rebuilds both, as after any restart (its workers
+        re-join). `dpip up` restarts it; elsewhere, its service manager."""
+        try:
+            loop()
+        except Exception:
+            if not self._stopping.is_set():
+                log.critical(
+                    "the controller's %s loop failed; stopping", loop.__name__, exc_info=True
+                )
+                self.failed = True
+                self._stopping.set()
 
     def _serve_requests(self) -> None:
         conn = datastore.connect(self.config.database)
@@ -164,6 +187,8 @@ class Controller:
         except DecodeError as e:
             gate.refuse(message, f"a request: {e}")
             return Ack(ok=False, detail=str(e))
+        except datastore.StoreUnavailable:
+            raise  # its session is lost for every request after it: the controller stops
         except Exception:  # one bad request must not end the loop that serves all
             log.exception("request failed")
             return Ack(ok=False, detail="the controller failed on this request")

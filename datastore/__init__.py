@@ -10,12 +10,13 @@ from datastore.connection import (
     session_pool,
     transaction,
 )
-from datastore.errors import StoreError
+from datastore.errors import StoreError, StoreUnavailable
 
 __all__ = [
     "Connection",
     "Row",
     "StoreError",
+    "StoreUnavailable",
     "connect",
     "is_postgres",
     "location",

@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import sys
-import threading
 from pathlib import Path
 
 import click
@@ -308,12 +307,13 @@ def controller(
             telemetry_interval_ms=telemetry_interval_ms,
         )
     )
-    stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, lambda *_: hub.request_stop())
     hub.start()
-    stop.wait()
+    hub.wait()
     hub.stop()
+    if hub.failed:  # logged; `dpip up` (or a service manager) starts it afresh
+        sys.exit(1)
 
 
 @main.command("join-token")

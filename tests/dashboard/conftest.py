@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.conftest import ADMIN_PASSWORD, Cluster, cluster_fixture
+from tests.conftest import ADMIN_PASSWORD, ENGINES, Cluster, cluster_fixture
+
+
+@pytest.fixture(scope="package")
+def engine() -> str:
+    """The dashboard's system runs on SQLite: what the pages show reads the same queries
+    the API's suites run on both engines."""
+    return ENGINES[0]
+
 
 cluster = cluster_fixture(scope="package")
 

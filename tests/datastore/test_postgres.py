@@ -1,16 +1,26 @@
 """What only the PostgreSQL engine has: its schema matches SQLite's version, a datastore of
 another version is refused, rows read like SQLite's, a URL's password stays out of
-messages, and writers take turns as SQLite's do."""
+messages, writers take turns as SQLite's do, and a lost session says it is unavailable."""
 
 from __future__ import annotations
 
 import threading
 import time
 
+import psycopg
 import pytest
 
 import datastore
-from datastore import StoreError, connection, postgres, progress_notices, transaction, users
+from api.errors import error_answer
+from datastore import (
+    StoreError,
+    StoreUnavailable,
+    connection,
+    postgres,
+    progress_notices,
+    transaction,
+    users,
+)
 
 
 def test_its_schema_is_the_sqlite_schemas_version() -> None:
@@ -44,6 +54,25 @@ def test_a_failed_connection_names_the_database_not_its_password(postgres) -> No
         datastore.connect(url)
     assert "no_such_database" in str(raised.value)
     assert "s3cr3t" not in str(raised.value)
+
+
+def test_a_session_the_server_ended_is_unavailable_and_the_api_answers_503(
+    postgres_url: str,
+) -> None:
+    """A restart or a cut connection ends a session: its next statement raises
+    StoreUnavailable (the API's 503, which clients retry), and rolling back is harmless."""
+    conn = datastore.connect(postgres_url)
+    try:
+        session = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        with psycopg.connect(postgres_url, autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", (session,))
+        with pytest.raises(StoreUnavailable) as lost:
+            conn.execute("SELECT 1")
+        conn.rollback()
+    finally:
+        conn.close()
+    status, code, _ = error_answer(lost.value)
+    assert (status, code) == (503, "datastore_unavailable")
 
 
 def test_writers_take_turns_and_readers_never_wait(postgres_url: str) -> None:

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from api.db import API_SESSIONS
+from datastore.postgres import SESSION_NAME
 from datastore.progress_notices import CHANNEL
 from foundation.defaults import WORKLOAD_WAIT_MAX_S
 from tests.conftest import (
@@ -126,15 +127,43 @@ def test_a_long_poll_wakes_on_a_notice_and_after_its_connection_was_cut(
         assert time.monotonic() - started < WORKLOAD_WAIT_MAX_S  # woken, not timed out
 
 
+def end_sessions(cluster: Cluster, application: str) -> int:
+    """End every session of the cluster's database named `application`; how many there were."""
+    with psycopg.connect(cluster.env["DPIP_DATABASE_URL"]) as session:
+        return len(
+            session.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s",
+                (application,),
+            ).fetchall()
+        )
+
+
+def test_a_controller_that_lost_its_datastore_exits_and_its_restart_finishes_the_run(
+    pg_cluster: Cluster,
+) -> None:
+    """Its loops' state is the datastore's and their own: rather than go on half alive, the
+    controller exits (1) for its supervisor to start it afresh, as after any restart."""
+    admin = pg_cluster.login("admin", ADMIN_PASSWORD)
+    workload_id = admin.create_workload(filter="grayscale", workload_name="outlived")["workload_id"]
+    originals = {}
+    for seed in range(IMAGES):
+        data = image_bytes(seed=seed)
+        originals[admin.upload(workload_id, data).json()["image_id"]] = data
+    assert end_sessions(pg_cluster, SESSION_NAME) > 0  # the controller's
+    controller = pg_cluster.processes.pop("controller")
+    assert controller.wait(timeout=30) == 1  # the next telemetry's write fails its round
+    assert "loop failed; stopping" in pg_cluster.log("controller")
+    pg_cluster.start_controller()
+    done = admin.wait_completed(workload_id)
+    assert done["filtered_images"] == list(range(IMAGES))
+    assert wrong_results(admin, workload_id, originals, "grayscale") == []
+
+
 def test_the_api_replaces_the_sessions_the_server_dropped(pg_cluster: Cluster) -> None:
     """The API's sessions are pooled and checked as they are lent: after the server ends
     them all (as a restart would), the next requests get fresh ones, none fails."""
     admin = pg_cluster.login("admin", ADMIN_PASSWORD)
     assert {admin.get("/status").status_code for _ in range(20)} == {200}
-    with psycopg.connect(pg_cluster.env["DPIP_DATABASE_URL"]) as session:
-        dropped = session.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-            (API_SESSIONS,),
-        ).fetchall()
-    assert dropped  # the API's sessions, by their name
+    assert end_sessions(pg_cluster, API_SESSIONS) > 0  # the API's sessions, by their name
     assert [admin.get("/status").status_code for _ in range(20)] == [200] * 20

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 import pynng
 
-from datastore import is_postgres, progress_notices
+from datastore import is_postgres
 from protocol import DecodeError, WorkloadsProgressed, decode
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,8 @@ class ProgressWatch:
 
     def _start_listening(self) -> None:
         if is_postgres(self._source):
+            from datastore import progress_notices  # psycopg loads only for PostgreSQL
+
             listen = functools.partial(
                 progress_notices.listen, self._source, self.changed, self._stop_listening
             )

@@ -16,7 +16,7 @@ from api.auth import PERSON_ROLES, THROTTLED, verify_password
 from api.db import get_db
 from api.errors import APIError, bad_request, not_found
 from api.images import image_store
-from api.inputs import is_storable, is_utf8, request_fields
+from api.inputs import is_utf8, request_fields
 from api.openapi import (
     TEXT,
     TOO_LARGE,
@@ -94,14 +94,10 @@ def _check_current_password(username: str, value) -> None:
         raise APIError(403, "wrong_password", "'current_password' is not your password")
 
 
-def _no_such_user(username: str) -> APIError:
-    return not_found(f"user {username!r} does not exist")
-
-
 def _existing(username: str) -> Row:
-    row = users.find_user_by_name(get_db(), username) if is_storable(username) else None
+    row = users.find_user_by_name(get_db(), username)
     if row is None:
-        raise _no_such_user(username)
+        raise not_found(f"user {username!r} does not exist")
     return row
 
 
@@ -165,7 +161,7 @@ def create_user():
 def get_user(username: str):
     principal = require_person()
     if not principal.is_admin and principal.name != username:
-        raise _no_such_user(username)
+        raise not_found(f"user {username!r} does not exist")
     return jsonify(describe_user(_existing(username)))
 
 
@@ -193,7 +189,7 @@ def get_user(username: str):
 def update_user(username: str):
     principal = require_person()
     if not principal.is_admin and principal.name != username:
-        raise _no_such_user(username)
+        raise not_found(f"user {username!r} does not exist")
     _existing(username)
     fields = request_fields()
     password = accounts.check_password(fields["password"]) if "password" in fields else None
@@ -232,7 +228,5 @@ def delete_user(username: str):
     principal = require_admin()
     if principal.name == username:
         raise bad_request("you cannot delete yourself", "cannot_delete_self")
-    if not is_storable(username):
-        raise _no_such_user(username)
     accounts.delete_user(get_db(), image_store(), username)
     return jsonify(deleted=username)

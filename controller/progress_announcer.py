@@ -12,8 +12,6 @@ from pathlib import Path
 import pynng
 
 import datastore
-from datastore import progress_notices
-from datastore.postgres import PostgresConnection
 from protocol import WorkloadsProgressed, progress_events_address
 
 log = logging.getLogger(__name__)
@@ -23,10 +21,10 @@ class ProgressAnnouncer:
     """Announces on the channel the datastore implies; never blocks the scheduler for long."""
 
     def __init__(self, database: Path | str, data_dir: Path, max_message_bytes: int) -> None:
-        self._notices: PostgresConnection | None = None
+        self._notices: datastore.Connection | None = None
         self._socket: pynng.Pub0 | None = None
         if datastore.is_postgres(database):
-            self._notices = datastore.connect(database)  # type: ignore[assignment]
+            self._notices = datastore.connect(database)
         else:
             self._socket = pynng.Pub0(recv_max_size=max_message_bytes)
             self._socket.listen(progress_events_address(data_dir))
@@ -38,8 +36,10 @@ class ProgressAnnouncer:
             with contextlib.suppress(pynng.Closed):
                 self._socket.send(WorkloadsProgressed(tuple(sorted(workload_ids))).encode())
         elif self._notices is not None:
+            from datastore import progress_notices  # psycopg loads only for PostgreSQL
+
             try:
-                progress_notices.announce(self._notices, workload_ids)
+                progress_notices.announce(self._notices, workload_ids)  # type: ignore[arg-type]
             except datastore.StoreError as e:  # the database's trouble: the sweep's to mend
                 log.warning("%s", e)
 

@@ -14,7 +14,7 @@ from flask_jwt_extended import get_jwt, jwt_required
 
 from api.db import get_db
 from api.errors import APIError, error_response
-from api.inputs import is_storable, is_utf8, json_body
+from api.inputs import is_utf8, json_body
 from api.login_throttle import AccountDelay, LoginThrottle, retry_after_header
 from api.openapi import (
     LOGIN,
@@ -108,7 +108,7 @@ def verify_password(username: str, password: str) -> Row | None:
         )
         response.headers["Retry-After"] = retry_after
         abort(response)
-    readable = is_storable(username) and is_utf8(password)  # a name no account can have
+    readable = is_utf8(username) and is_utf8(password)
     user = users.authenticate(get_db(), username, password) if readable else None
     if user is None:
         throttle.record_failure(username, address)

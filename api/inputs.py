@@ -58,12 +58,6 @@ def is_utf8(value: str) -> bool:
     return True
 
 
-def is_storable(value: str) -> bool:
-    """False for text that no datastore holds: lone surrogates (see `is_utf8`), and NUL
-    characters, which PostgreSQL's text refuses."""
-    return "\x00" not in value and is_utf8(value)
-
-
 def json_body() -> Any:
     """The request's JSON body, or None when there is none or it cannot be read."""
     if not request.is_json:

@@ -45,6 +45,8 @@ def ensure_user(conn: Connection, username: str, password: str, role: UserRole) 
 
 
 def find_user_by_name(conn: Connection, username: str) -> Row | None:
+    if "\x00" in username:  # no account's: PostgreSQL's text refuses NUL, even to compare
+        return None
     return conn.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from foundation.errors import DPIPError
 from tests.conftest import wait_until
 from tests.netns import in_namespace
+from tests.throwaway_server import ThrowawayServer
 
 DPIP_CONF = Path(__file__).resolve().parents[1] / "deploy" / "nginx" / "dpip.conf"
 START_TIMEOUT_S = 10
@@ -46,7 +47,7 @@ def nginx_binary() -> str | None:
     return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
 
 
-class NginxServer:
+class NginxServer(ThrowawayServer):
     """nginx on `host`:`port` in network namespace `netns`, balancing over `api_servers`
     ("host:port" each), from `with` until its end. Enter it from a thread inside a host
     that reaches `host`: the `with` waits until nginx accepts connections."""
@@ -59,8 +60,7 @@ class NginxServer:
         self.host, self.port, self.netns = host, port, netns
         self.api_servers = api_servers
         self.url = f"http://{host}:{port}"
-        self.root = Path(tempfile.mkdtemp(prefix="dpip-nginx-"))
-        self.root.chmod(0o755)  # nginx's worker process runs as an unprivileged user
+        self.root: Path | None = None  # a temp dir of its own while it runs
         self._process: subprocess.Popen | None = None
 
     def _write_config(self) -> Path:
@@ -75,19 +75,9 @@ class NginxServer:
         main_conf.write_text(MAIN_CONF.format(root=self.root))
         return main_conf
 
-    def __enter__(self) -> NginxServer:
-        try:
-            self._start()
-            self._wait_listening()
-        except BaseException:
-            self._stop()
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop()
-
     def _start(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="dpip-nginx-"))
+        self.root.chmod(0o755)  # nginx's worker process runs as an unprivileged user
         conf = self._write_config()
         argv = [self.binary, "-p", str(self.root), "-e", str(self.root / "error.log")]
         argv += ["-c", str(conf)]
@@ -106,6 +96,7 @@ class NginxServer:
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # its own process group: master and worker stop together
         )
+        self._wait_listening()
 
     def _wait_listening(self) -> None:
         def accepts() -> bool:
@@ -135,4 +126,6 @@ class NginxServer:
                 except ProcessLookupError:
                     pass
         finally:
-            shutil.rmtree(self.root, ignore_errors=True)
+            if self.root is not None:
+                shutil.rmtree(self.root, ignore_errors=True)
+                self.root = None

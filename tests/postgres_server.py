@@ -24,6 +24,7 @@ from psycopg import sql
 
 from foundation.errors import DPIPError
 from tests.netns import in_namespace
+from tests.throwaway_server import ThrowawayServer
 
 POSTGRES_ROOT = Path("/usr/lib/postgresql")  # Debian's layout: <version>/bin/{initdb,pg_ctl}
 SERVER_USER = "postgres"
@@ -56,7 +57,7 @@ def _version_key(version: str) -> tuple[int, ...]:
         return ()
 
 
-class PostgresServer:
+class PostgresServer(ThrowawayServer):
     """A PostgreSQL server on `host`:`port` (127.0.0.1 unless another simulated host's address
     in its network namespace `netns`), from `with` until its end, data in a temp dir."""
 
@@ -105,19 +106,8 @@ class PostgresServer:
         finally:
             self.drop_database(name)
 
-    def __enter__(self) -> PostgresServer:
-        self.root = Path(tempfile.mkdtemp(prefix="dpip-postgres-"))
-        try:
-            self._start()
-        except BaseException:
-            self._stop()
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop()
-
     def _start(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="dpip-postgres-"))
         if os.geteuid() == 0:
             server_user = pwd.getpwnam(SERVER_USER)
             os.chown(self.root, server_user.pw_uid, server_user.pw_gid)

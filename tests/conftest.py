@@ -486,12 +486,17 @@ def join_over(
 
 
 def join(
-    cluster: Cluster, token: str, name: str = "fake-worker", rpc_port: int = 9, token_id: str = ""
+    cluster: Cluster,
+    token: str,
+    name: str = "fake-worker",
+    rpc_port: int = 9,
+    token_id: str = "",
+    tags: tuple[str, ...] = (),
 ) -> Message:
     """Join the cluster's controller as a worker would, on a connection of its own."""
     with pynng.Req0(recv_timeout=5000, send_timeout=5000) as sock:
         sock.dial(f"tcp://127.0.0.1:{cluster.controller_port}")
-        return join_over(sock, token, name, rpc_port, token_id=token_id)
+        return join_over(sock, token, name, rpc_port, tags, token_id)
 
 
 class FakeWorker:

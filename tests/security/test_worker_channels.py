@@ -20,7 +20,7 @@ from protocol import (
     decode,
     new_nonce,
 )
-from tests.conftest import join, join_over, start_cluster, wait_until
+from tests.conftest import join, start_cluster, wait_until
 from tests.security.helpers import (
     assert_unchanged,
     join_token,
@@ -130,9 +130,7 @@ def test_a_join_with_an_unprintable_name_or_tag_is_refused_and_changes_nothing(c
     """With the right token: the fields are refused before anything is written (on
     PostgreSQL a NUL would fail the write instead)."""
     before = snapshot(cluster)
-    with pynng.Req0(recv_timeout=5000, send_timeout=5000) as sock:
-        sock.dial(f"tcp://127.0.0.1:{cluster.controller_port}")
-        reply = join_over(sock, join_token(cluster), name, tags=tags)
+    reply = join(cluster, join_token(cluster), name, tags=tags)
     assert isinstance(reply, JoinRefused), reply
     assert "printable" in reply.reason
     assert_unchanged(cluster, before)

@@ -17,10 +17,12 @@ class ApiConfig:
     """Everything the API process needs to know."""
 
     data_dir: Path
-    images_dir: Path
+    images_dir: Path  # the image store; with an S3 store, its requests' scratch files
     jwt_secret: str
     controller_address: str | None = None  # host:port of the controller, for job hints
     database_url: str = setting("DATABASE_URL")  # PostgreSQL's; empty: SQLite in data_dir
+    image_store: str = setting("IMAGE_STORE")  # s3://bucket/prefix; empty: images_dir
+    transfer_url_ttl_s: int = setting("TRANSFER_URL_TTL_S")  # workers' presigned URLs (S3)
     database_sessions: int = defaults.API_THREADS  # PostgreSQL sessions per process, at most
     metrics_token: str | None = None  # Prometheus's bearer token; None: only admins scrape
     max_upload_bytes: int = setting("MAX_UPLOAD_BYTES")  # a single upload; each image of a batch

@@ -12,7 +12,7 @@ from accounts import UnknownUser, WeakPassword
 from datastore import StoreUnavailable
 from datastore.users import UserExists
 from foundation.errors import DPIPError
-from imagestore import ImageMissing, ImageStoreError, StoreFull
+from imagestore import ImageMissing, ImageStoreError, StoreFull, StoreUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ def forbidden(message: str) -> APIError:
 ANSWERS: dict[type[DPIPError], tuple[int, str]] = {
     StoreUnavailable: (503, "datastore_unavailable"),  # clients resend a GET after a 503
     StoreFull: (507, "insufficient_storage"),
+    StoreUnreachable: (503, "image_store_unavailable"),
     ImageMissing: (404, "not_found"),
     ImageStoreError: (500, "storage_error"),
     WeakPassword: (400, "invalid_password"),

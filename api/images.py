@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
-from flask import Blueprint, current_app, jsonify, request, send_file
+from flask import Blueprint, Response, current_app, jsonify, request, send_file
 from flask.blueprints import BlueprintSetupState
 from flask_jwt_extended import jwt_required
 
@@ -28,7 +29,7 @@ from api.openapi import (
 from api.originals import StagedOriginal, store_originals
 from api.tokens import Principal, current_principal
 from datastore import Row, jobs, metric_counts, transaction, workloads
-from imagestore import ImageName, ImageStore, LocalImageStore
+from imagestore import ImageName, ImageStore, SizedStream, open_image_store
 from imaging import ImageInfo, ImageRejected, ImageTooLarge, extension_of, inspect_image
 from imaging.inspection import ALLOWED_FORMATS
 from protocol import JobStatus
@@ -60,12 +61,22 @@ UPLOAD_FORM = {
 
 @bp.record_once
 def _install_store(state: BlueprintSetupState) -> None:
-    state.app.extensions[STORE_EXTENSION] = LocalImageStore(state.app.config["DPIP"].images_dir)
+    config = state.app.config["DPIP"]
+    state.app.extensions[STORE_EXTENSION] = open_image_store(config.image_store, config.images_dir)
 
 
 def image_store() -> ImageStore:
     """The app's image store, made (and its directories closed to others) at start."""
     return current_app.extensions[STORE_EXTENSION]
+
+
+def send_stored(stored: Path | SizedStream, mimetype: str, max_age: int) -> Response:
+    """Answer with a stored image: a local file by sendfile, a store's stream as it reads,
+    with its length either way."""
+    response = send_file(stored, mimetype=mimetype, max_age=max_age)
+    if not isinstance(stored, Path):
+        response.content_length = stored.size
+    return response
 
 
 def _image_type(fields: dict) -> str:
@@ -235,4 +246,4 @@ def download_image(image_id: int):
         raise not_found(f"image {image_id} has no filtered result ({detail})")
     info = ImageInfo(image["format"], image["width"], image["height"])
     stored = image_store().open(workload["dir_name"], ImageName(image_id, kind, info.extension))
-    return send_file(stored, mimetype=info.mime_type, max_age=0)
+    return send_stored(stored, info.mime_type, max_age=0)

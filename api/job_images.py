@@ -6,6 +6,12 @@ image answers `not_assigned`, decided from the worker's own jobs before anything
 looked up, so the answer tells nothing of which workloads or images exist. A batch's
 results are checked like uploads, then completed in one transaction, each only if its job
 still runs on that worker.
+
+With an image store that signs URLs (S3), no image passes through here on its way to a
+worker: the originals' answer is JSON, per image a URL that reads the original and one that
+uploads the result to a staging name derived from the job and the worker (never the
+worker's choice); the results' request then names the images uploaded, and each is read
+back, checked and committed as a sent one would be.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import contextlib
 import io
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -38,7 +45,14 @@ from api.openapi import (
 from api.tokens import Principal, current_principal
 from datastore import jobs, metric_counts, transaction
 from datastore.jobs import HeldImage
-from imagestore import ImageMissing, ImageName, StagedImage
+from imagestore import (
+    DirectTransfers,
+    ImageMissing,
+    ImageName,
+    ImageStore,
+    StagedImage,
+    UploadTooLarge,
+)
 from imaging import ImageRejected, extension_of, inspect_image
 from protocol.image_frames import CONTENT_TYPE, FrameError, frame_head, read_frames
 
@@ -109,6 +123,32 @@ def _open(image: HeldImage) -> tuple[BinaryIO, int] | None:
     return file, size
 
 
+def _upload_name(image: HeldImage, worker_id: int) -> str:
+    """Where this worker uploads this job's result: its own name, so no other worker's
+    upload can take its place."""
+    return f"result-{image.number}-{worker_id}.{extension_of(image.format)}"
+
+
+def _transfer(
+    store: DirectTransfers, key: ImageKey, image: HeldImage | None, principal: Principal
+) -> dict:
+    """The URLs that move one job's bytes: the original's read, the result's upload."""
+    workload_id, number = key
+    if image is None:
+        return {"workload_id": workload_id, "image_id": number, "status": "not_assigned"}
+    expires_s = current_app.config["DPIP"].transfer_url_ttl_s
+    original = ImageName(number, "original", extension_of(image.format))
+    return {
+        "workload_id": workload_id,
+        "image_id": number,
+        "status": "ok",
+        "original_url": store.read_url(image.dir_name, original, expires_s),
+        "result_url": store.upload_url(
+            image.dir_name, _upload_name(image, principal.id), expires_s
+        ),
+    }
+
+
 def _stream(pieces: list[bytes | BinaryIO]) -> Iterator[bytes]:
     """Frame heads as they are, files in chunks (no image is held whole in memory here)."""
     for piece in pieces:
@@ -148,6 +188,9 @@ def download_originals() -> Response:
     principal = _require_worker()
     keys = _requested_images()
     held = jobs.images_held_by(get_db(), principal.id)
+    store = image_store()
+    if isinstance(store, DirectTransfers):
+        return jsonify(images=[_transfer(store, key, held.get(key), principal) for key in keys])
     files: list[BinaryIO] = []
     pieces: list[bytes | BinaryIO] = []
     length = 0
@@ -206,46 +249,127 @@ def upload_results():
     """Store each result of a job that runs on this worker, all in one transaction; answer
     per image `stored`, `not_assigned`, or why the check refused it."""
     principal = _require_worker()
-    if request.mimetype != CONTENT_TYPE:
-        raise bad_request(f"send the results as {CONTENT_TYPE} frames", "invalid_field")
-    config = current_app.config["DPIP"]
+    store = image_store()
     held = jobs.images_held_by(get_db(), principal.id)
-    answers: dict[ImageKey, tuple[str, str]] = {}
-    staged: list[tuple[HeldImage, StagedImage]] = []
-    with contextlib.ExitStack() as stack:  # staged files not committed are removed at its end
-        try:
-            for header, data in read_frames(request.stream.read, config.max_upload_bytes):
-                key = _key(header)
-                _check_count(len(answers) + 1)
-                if key in answers:
-                    raise bad_request("an image is named twice", "invalid_field")
-                image = held.get(key)
-                if image is None:
-                    answers[key] = ("not_assigned", NOT_ASSIGNED)
-                    continue
-                try:
-                    inspect_image(data, config.max_image_pixels, config.image_cost_limits)
-                except ImageRejected as e:
-                    answers[key] = (e.code, str(e))
-                    continue
-                put = image_store().put(image.dir_name, io.BytesIO(data))
-                staged.append((image, stack.enter_context(put)))
-                answers[key] = ("stored", "")
-        except FrameError as e:
-            raise bad_request(str(e), "invalid_frames") from e
-        with transaction(get_db()) as db:
-            done = 0
-            for image, staged_image in staged:
-                if jobs.complete_job(db, image.workload_id, image.number, principal.id):
-                    extension = extension_of(image.format)
-                    staged_image.commit(ImageName(image.number, "filtered", extension))
-                    done += 1
-                else:  # taken from it since the request began
-                    answers[(image.workload_id, image.number)] = ("not_assigned", NOT_ASSIGNED)
-            metric_counts.count(db, metric_counts.JOBS_TOTAL, done, "done")
+    with contextlib.ExitStack() as stack:  # staged results not committed are removed at its end
+        if request.mimetype == CONTENT_TYPE:
+            checked = _sent_results(store, held, stack)
+        elif isinstance(store, DirectTransfers) and request.mimetype == "application/json":
+            checked = _uploaded_results(store, held, principal, stack)
+        else:
+            raise bad_request(f"send the results as {CONTENT_TYPE} frames", "invalid_field")
+        answers = _complete(checked, principal)
     return jsonify(
         results=[
             {"workload_id": w, "image_id": n, "status": status, "message": message}
             for (w, n), (status, message) in answers.items()
         ]
     )
+
+
+@dataclass
+class CheckedResults:
+    """Per image the answer so far, and the results that passed the check, staged."""
+
+    answers: dict[ImageKey, tuple[str, str]] = field(default_factory=dict)
+    staged: list[tuple[HeldImage, StagedImage]] = field(default_factory=list)
+
+    def add(self, key: ImageKey) -> None:
+        """Count one more image named, refusing a name twice or too many images."""
+        _check_count(len(self.answers) + 1)
+        if key in self.answers:
+            raise bad_request("an image is named twice", "invalid_field")
+
+    def passes(self, image: HeldImage, data: bytes) -> bool:
+        """Whether the result passes an upload's check; if not, answer why."""
+        config = current_app.config["DPIP"]
+        try:
+            inspect_image(data, config.max_image_pixels, config.image_cost_limits)
+        except ImageRejected as e:
+            self.answers[(image.workload_id, image.number)] = (e.code, str(e))
+            return False
+        return True
+
+    def stage(self, image: HeldImage, staged: StagedImage) -> None:
+        self.staged.append((image, staged))
+        self.answers[(image.workload_id, image.number)] = ("stored", "")
+
+
+def _sent_results(
+    store: ImageStore, held: dict[ImageKey, HeldImage], stack: contextlib.ExitStack
+) -> CheckedResults:
+    """The results in the request's frames, checked, and staged in the store."""
+    checked = CheckedResults()
+    limit = current_app.config["DPIP"].max_upload_bytes
+    try:
+        for header, data in read_frames(request.stream.read, limit):
+            key = _key(header)
+            checked.add(key)
+            image = held.get(key)
+            if image is None:
+                checked.answers[key] = ("not_assigned", NOT_ASSIGNED)
+                continue
+            if checked.passes(image, data):
+                put = store.put(image.dir_name, io.BytesIO(data))
+                checked.stage(image, stack.enter_context(put))
+    except FrameError as e:
+        raise bad_request(str(e), "invalid_frames") from e
+    return checked
+
+
+def _uploaded_results(
+    store: DirectTransfers,
+    held: dict[ImageKey, HeldImage],
+    principal: Principal,
+    stack: contextlib.ExitStack,
+) -> CheckedResults:
+    """The results the request names, read back from where this worker uploaded them, and
+    checked; each stays staged there."""
+    checked = CheckedResults()
+    body = json_body()
+    named = body.get("results") if isinstance(body, dict) else None
+    if not isinstance(named, list) or not named:
+        raise bad_request(
+            'send {"results": [{"workload_id": …, "image_id": …}, …]} as JSON', "invalid_field"
+        )
+    if not all(isinstance(entry, dict) for entry in named):
+        raise bad_request("each result is an object with workload_id and image_id", "invalid_field")
+    limit = current_app.config["DPIP"].max_upload_bytes
+    for entry in named:
+        key = _key(entry)
+        checked.add(key)
+        image = held.get(key)
+        if image is None:
+            checked.answers[key] = ("not_assigned", NOT_ASSIGNED)
+            continue
+        try:
+            data, staged = store.take_upload(
+                image.dir_name, _upload_name(image, principal.id), limit
+            )
+        except ImageMissing:
+            checked.answers[key] = ("missing", "no result was uploaded for this image")
+            continue
+        except UploadTooLarge as e:
+            checked.answers[key] = ("image_too_large", str(e))
+            continue
+        stack.enter_context(staged)  # one refused is removed with the rest not committed
+        if checked.passes(image, data):
+            checked.stage(image, staged)
+    return checked
+
+
+def _complete(checked: CheckedResults, principal: Principal) -> dict[ImageKey, tuple[str, str]]:
+    """Complete the staged results' jobs in one transaction, each only if it still runs on
+    this worker, committing its result with it; return the answers."""
+    answers = checked.answers
+    with transaction(get_db()) as db:
+        done = 0
+        for image, staged_image in checked.staged:
+            if jobs.complete_job(db, image.workload_id, image.number, principal.id):
+                extension = extension_of(image.format)
+                staged_image.commit(ImageName(image.number, "filtered", extension))
+                done += 1
+            else:  # taken from it since the request began
+                answers[(image.workload_id, image.number)] = ("not_assigned", NOT_ASSIGNED)
+        metric_counts.count(db, metric_counts.JOBS_TOTAL, done, "done")
+    return answers

@@ -264,8 +264,10 @@ def _archive_entries(
     (after the request, as the zip is sent)."""
     for row in rows:
         extension = extension_of(row["format"])
-        path = store.open(directory, ImageName(row["number"], kind, extension))
-        yield ZipEntry(f"{row['number']:06d}.{extension}", path, row["format"] in DEFLATED_FORMATS)
+        stored = store.open(directory, ImageName(row["number"], kind, extension))
+        yield ZipEntry(
+            f"{row['number']:06d}.{extension}", stored, row["format"] in DEFLATED_FORMATS
+        )
 
 
 @bp.get(f"{WORKLOAD_IMAGES}/archive")

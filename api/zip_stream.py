@@ -7,15 +7,19 @@ zipfile's list of entries (a few hundred bytes each), whatever the archive's siz
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from imagestore import SizedStream
 
 ENTRY_MODE = 0o644 << 16  # unzipped files are readable (zipfile's default is 0600)
 
@@ -25,7 +29,7 @@ class ZipEntry:
     """A file to add to the archive under `name`."""
 
     name: str
-    path: Path
+    source: Path | SizedStream  # a local file, or an object store's stream
     compress: bool  # deflate it (formats stored uncompressed), or store it as it is
 
 
@@ -53,6 +57,24 @@ class _Pieces:
         return data
 
 
+@contextmanager
+def _opened(source: Path | SizedStream) -> Iterator[tuple[int, Callable[[int], bytes]]]:
+    """The source's size and its read function, closed at the end.
+
+    A local file is read unbuffered: a Python file object costs more than reading a small
+    image.
+    """
+    if not isinstance(source, Path):
+        with source:
+            yield source.size, source.read
+        return
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        yield os.fstat(fd).st_size, functools.partial(os.read, fd)
+    finally:
+        os.close(fd)
+
+
 def _info(name: str, size: int, compress: bool, date_time: tuple[int, ...]) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name, date_time=date_time[:6])
     info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
@@ -77,18 +99,13 @@ def stream_zip(
     date_time = time.localtime()
     with zipfile.ZipFile(pieces, "w") as archive:
         for entry in entries:
-            # Unbuffered: a Python file object costs more than reading a small image.
-            source = os.open(entry.path, os.O_RDONLY)
-            try:
-                size = os.fstat(source).st_size
+            with _opened(entry.source) as (size, read):
                 target = archive.open(_info(entry.name, size, entry.compress, date_time), "w")
                 with target:
-                    while data := os.read(source, chunk_bytes):
+                    while data := read(chunk_bytes):
                         target.write(data)
                         if pieces.size >= chunk_bytes:
                             yield pieces.take()
-            finally:
-                os.close(source)
         manifest = _info(manifest_name, 0, True, date_time)
         with archive.open(manifest, "w") as target:
             head = orjson.dumps(manifest_head)[:-1] + b"," * bool(manifest_head)

@@ -384,12 +384,13 @@ def user_list(data_dir) -> None:
 def user_delete(name, data_dir, images_dir) -> None:
     """Delete a user with its workloads and images."""
     from accounts import delete_user
-    from imagestore import LocalImageStore
+    from imagestore import open_image_store
 
     data_dir, images_dir = _dirs(data_dir, images_dir)
     conn = datastore.connect(datastore.location(data_dir, _database_url()))
     try:
-        deleted = delete_user(conn, LocalImageStore(images_dir), name)
+        location = os.environ.get("DPIP_IMAGE_STORE", defaults.IMAGE_STORE)
+        deleted = delete_user(conn, open_image_store(location, images_dir), name)
     finally:
         conn.close()
     click.echo(f"deleted user {name!r} and {deleted} workload(s)")

@@ -10,6 +10,7 @@ LOCAL_WORKERS = 2
 
 DATA_DIR = "dpip-data"  # relative to the current directory
 IMAGES_DIR = "images"  # relative to the current directory
+IMAGE_STORE = ""  # DPIP_IMAGE_STORE: s3://bucket/prefix; empty: the local directory IMAGES_DIR
 DATABASE_FILE = "dpip.sqlite3"
 DATABASE_URL = ""  # DPIP_DATABASE_URL: a postgresql:// URL; empty: DATABASE_FILE in the data dir
 JWT_SECRET_FILE = "jwt_secret"
@@ -82,6 +83,11 @@ HEARTBEAT_WAIT_SLICE_MS = 250  # a worker checks for a stop request this often w
 RPC_TIMEOUT_MS = 2000  # scheduler → worker submit_job; a slower worker counts as unresponsive
 WORKER_HTTP_TIMEOUT_S = 60  # worker → API download or upload of one image
 WORKER_API_RETRY_WINDOW_S = 30  # how long a worker retries an unreachable or failing API
+# (or, with an S3 image store, an unreachable store)
+TRANSFER_URL_TTL_S = 3600  # a presigned URL of a job's original or result (S3 image store)
+S3_CONNECT_TIMEOUT_S = 5  # the API's connection to the S3 image store
+S3_READ_TIMEOUT_S = 60  # the API waiting on the S3 image store's answer
+S3_TRIES = 3  # the API's tries of one S3 call (boto3's standard retries, with back-off)
 JOB_TIME_LIMIT_S = 300.0  # a job running longer on a worker is stopped and reported failed
 # Jobs a worker may take beyond each slot, waiting ready for it: a free slot runs up to half
 # of its share (1 + this) together, one download and one upload for them all. The scheduler

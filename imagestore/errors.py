@@ -15,3 +15,11 @@ class StoreFull(ImageStoreError):
 
 class ImageMissing(ImageStoreError):
     """Raised when an image the datastore records has no file in the store."""
+
+
+class StoreUnreachable(ImageStoreError):
+    """Raised when the store cannot be reached or fails for now; the same call may work later."""
+
+
+class UploadTooLarge(ImageStoreError):
+    """Raised when an object a client uploaded itself is over the size the API allows."""

@@ -2,7 +2,7 @@
 
 A workload's images live together (a directory, or a key prefix) named by the workload's
 `dir_name`; an image's name there is `<number>.<kind>.<extension>`. The local directory is
-the one engine today; an engine for object storage implements the same two classes.
+one engine, an S3 bucket the other (`imagestore.s3`), which also offers `DirectTransfers`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,20 @@ class ByteStream(Protocol):
 
     def readinto(self, buffer: memoryview, /) -> int | None:
         """Fill `buffer` with the next bytes and return how many; 0 at the end."""
+
+
+class SizedStream(Protocol):
+    """What an engine without local files reads an image through: a stream knowing its size."""
+
+    size: int
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
 
 
 @dataclass(frozen=True, order=True)
@@ -57,7 +71,7 @@ class StagedImage(ABC):
 
     @abstractmethod
     def discard(self) -> None:
-        """Remove the staged bytes; nothing happens once they were committed."""
+        """Remove the staged bytes; once they were committed, only what staging left."""
 
     def __enter__(self) -> Self:
         return self
@@ -91,7 +105,7 @@ class ImageStore(ABC):
         """
 
     @abstractmethod
-    def open(self, workload_dir: str, name: ImageName) -> Path | BinaryIO:
+    def open(self, workload_dir: str, name: ImageName) -> Path | SizedStream:
         """Return what reads the image: its path where the engine keeps local files (the
         API serves a path with sendfile), else a stream open for reading.
 
@@ -105,3 +119,28 @@ class ImageStore(ABC):
     @abstractmethod
     def delete_workload(self, workload_dir: str) -> None:
         """Delete every image of the workload, staged ones too; an unknown one is no error."""
+
+
+class DirectTransfers(ABC):
+    """An engine whose workers move a job's bytes themselves, through URLs that it signs for
+    a short time: the original's read, and the result's upload to a staging name, which the
+    API checks and commits when the worker reports it."""
+
+    @abstractmethod
+    def read_url(self, workload_dir: str, name: ImageName, expires_s: int) -> str:
+        """A URL that reads the image, valid for `expires_s` seconds."""
+
+    @abstractmethod
+    def upload_url(self, workload_dir: str, upload_name: str, expires_s: int) -> str:
+        """A URL that writes the staged upload `upload_name` (a name the API derives from the
+        job, never the client's), valid for `expires_s` seconds."""
+
+    @abstractmethod
+    def take_upload(
+        self, workload_dir: str, upload_name: str, max_bytes: int
+    ) -> tuple[bytes, StagedImage]:
+        """The uploaded bytes, to check, and the upload staged, to commit or discard.
+
+        Raises ImageMissing when nothing was uploaded, UploadTooLarge (after discarding it)
+        when it is over `max_bytes`.
+        """

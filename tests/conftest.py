@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,6 +40,7 @@ from protocol import (
 from tests.netns import in_namespace
 from tests.outcomes import running_on
 from tests.postgres_server import PostgresServer, postgres_bin_dir
+from tests.seaweedfs_server import S3_BUCKET, SeaweedServer, require_weed
 
 ADMIN_PASSWORD = "admin-password-for-tests"
 TELEMETRY_INTERVAL_MS = 250
@@ -123,10 +125,12 @@ class Cluster:
         host: str = "127.0.0.1",
         netns: str | None = None,
         url: str | None = None,
+        telemetry_interval_ms: int = TELEMETRY_INTERVAL_MS,
     ) -> None:
         """`host`: the address the controller and the API bind to and workers dial;
         `netns`: the network namespace to run the controller and the API in (`ip netns exec`);
-        `url`: where clients and workers reach the API (default: the API's own address).
+        `url`: where clients and workers reach the API (default: the API's own address);
+        `telemetry_interval_ms`: the controller's (a worker silent for 3 is dead).
         """
         self.root = root
         self.data_dir = root / "data"
@@ -136,6 +140,7 @@ class Cluster:
         self.api_port = free_port()
         self.controller_port = free_port()
         self.url = url or f"http://{host}:{self.api_port}"
+        self.telemetry_interval_ms = telemetry_interval_ms
         self.env = {
             **os.environ,
             "DPIP_ADMIN_PASSWORD": ADMIN_PASSWORD,
@@ -178,19 +183,26 @@ class Cluster:
                 "--data-dir",
                 str(self.data_dir),
                 "--telemetry-interval-ms",
-                str(TELEMETRY_INTERVAL_MS),
+                str(self.telemetry_interval_ms),
             ],
             netns=self.netns,
         )
 
     def start_api(
-        self, name: str = "api", *, host: str | None = None, netns: str | None = None
+        self,
+        name: str = "api",
+        *,
+        host: str | None = None,
+        netns: str | None = None,
+        processes: int | None = None,
     ) -> str:
         """Start an API process and wait until it answers; return its own URL. An API
         `name`d otherwise runs on another (simulated) host, `host` in `netns`, with a data dir
-        of its own, sharing the images dir (and the datastore, given by URL in the env)."""
+        of its own, sharing the images dir (and the datastore, given by URL in the env).
+        `processes`: its server processes (default: `dpip api`'s)."""
         host, netns = host or self.host, netns or self.netns
         data_dir = self.data_dir if name == "api" else self.root / name / "data"
+        processes_option = [] if processes is None else ["--processes", str(processes)]
         self._spawn(
             name,
             [
@@ -206,6 +218,7 @@ class Cluster:
                 str(data_dir),
                 "--images-dir",
                 str(self.images_dir),
+                *processes_option,
             ],
             netns=netns,
         )
@@ -290,18 +303,32 @@ class Cluster:
         return client
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 20) -> None:
-        process = self.processes.pop(name)
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        except ProcessLookupError:
-            pass
+        self.stop_together([name], sig, timeout_s)
+
+    def stop_together(
+        self, names: list[str], sig: int = signal.SIGTERM, timeout_s: float = 20
+    ) -> None:
+        """Signal each of `names`, then wait for them all (killed after `timeout_s`): many
+        processes stop in the time of the slowest, not in the sum of their times."""
+        processes = [self.processes.pop(name) for name in names]
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, sig)
+        deadline = time.monotonic() + timeout_s
+        for process in processes:
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
     def stop_all(self) -> None:
-        for name in reversed(list(self.processes)):  # workers first, controller last
+        """The workers first, together (each may still deliver its running jobs' results),
+        then the rest one by one, the controller last."""
+        worker = str(BIN / "worker")
+        self.stop_together([name for name, p in self.processes.items() if worker in p.args])
+        for name in reversed(list(self.processes)):
             self.stop(name)
 
     def log(self, name: str) -> str:
@@ -353,12 +380,14 @@ def cluster_fixture(
 
     @pytest.fixture(scope=scope, name="cluster")
     def running_system(
-        engine: str, request: pytest.FixtureRequest, tmp_path_factory
+        engine: str, image_store: str, request: pytest.FixtureRequest, tmp_path_factory
     ) -> Iterator[Cluster]:
         with (
             datastore_env(engine, request) as engine_env,
             running_cluster(
-                tmp_path_factory.mktemp(f"cluster-{engine}"), workers, {**(env or {}), **engine_env}
+                tmp_path_factory.mktemp(f"cluster-{engine}"),
+                workers,
+                {**(env or {}), **engine_env, **image_store_env(image_store, request)},
             ) as running,
         ):
             yield running
@@ -402,6 +431,16 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def seaweedfs() -> Iterator[SeaweedServer]:
+    """One S3 server (SeaweedFS) with the bucket S3_BUCKET for the whole session, started
+    when a test first asks for it; each test keeps its images under a prefix of its own."""
+    require_weed()
+    with SeaweedServer(free_port) as server:
+        server.client().create_bucket(Bucket=S3_BUCKET)
+        yield server
+
+
 ENGINES = ("sqlite", "postgresql")  # the datastore's engines, for tests that run on each
 
 
@@ -432,6 +471,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def is_on_both_engines(metafunc: pytest.Metafunc) -> bool:
     return metafunc.definition.get_closest_marker("both_engines") is not None
+
+
+@pytest.fixture(scope="session")  # a package's shared system asks for it too
+def image_store() -> str:
+    """The image store of a `cluster_fixture` system: the local directory; a module that
+    defines its own `image_store` fixture answering "s3" runs its system on SeaweedFS."""
+    return "local"
+
+
+def image_store_env(image_store: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment that puts a test system's images in `image_store`: nothing for the
+    local directory, a prefix of its own in the session's S3 server otherwise."""
+    if image_store == "local":
+        return {}
+    return request.getfixturevalue("seaweedfs").store_env(f"system-{uuid.uuid4().hex}")
 
 
 @pytest.fixture(params=ENGINES)

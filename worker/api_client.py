@@ -3,7 +3,9 @@
 Plain urllib3 rather than requests: a batch makes two calls, and requests' extra layers cost
 more CPU than the filter on small images (about 1.5 ms per call here). Images travel as
 length-prefixed frames (`protocol.image_frames`), read from and written to the socket in
-one piece each.
+one piece each; or, where the API keeps images in an object store, it answers with presigned
+URLs instead, and the worker reads each original and uploads each result there itself,
+then names the uploaded results to the API.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
+from urllib.parse import urlsplit
 
 import urllib3
 
@@ -24,6 +27,7 @@ from protocol.image_frames import CONTENT_TYPE, FrameError, frame_head, read_fra
 log = logging.getLogger(__name__)
 
 ImageKey = tuple[int, int]  # (workload id, image number)
+JSON = "application/json"
 
 
 class JobTaken(DPIPError):
@@ -77,35 +81,40 @@ class ApiClient:
         self.api_url = api_url.rstrip("/")
         self.token = token
         self._upload_limit = max_upload_bytes()
+        self._result_urls: dict[ImageKey, str] = {}  # where each result goes, from an object store
         self._pool = urllib3.PoolManager(
             maxsize=1, retries=False, timeout=urllib3.Timeout(total=timeout_s)
         )
 
-    def _request(self, method: str, path: str, **kwargs) -> urllib3.BaseHTTPResponse:
-        """Send one request; while the API is down or failing (a restart), retry with backoff.
+    def _send(self, method: str, url: str, **kwargs) -> urllib3.BaseHTTPResponse:
+        """Send one request; while its server is down or failing (a restart), retry with
+        backoff, then raise ApiUnavailable.
 
-        Without the retries a short API outage would use up every job's attempts at once.
+        Without the retries a short outage would use up every job's attempts at once.
         A body to send again must be re-readable (bytes, or a list of them).
         """
         give_up_at = time.monotonic() + defaults.WORKER_API_RETRY_WINDOW_S
         delay = 0.05
-        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        what = f"{method} {urlsplit(url).path}"
         while True:
             try:
-                response = self._pool.request(
-                    method, self.api_url + path, headers=headers, **kwargs
-                )
+                response = self._pool.request(method, url, **kwargs)
             except urllib3.exceptions.HTTPError as e:
-                problem = f"{method} {path}: {e}"
+                problem = f"{what}: {e}"
             else:
                 if response.status < 500:
-                    break
-                problem = f"{method} {path}: HTTP {response.status} {_error(response)[1]}"
+                    return response
+                problem = f"{what}: HTTP {response.status} {_error(response)[1]}"
             if time.monotonic() + delay > give_up_at:
                 raise ApiUnavailable(problem)
             log.warning("%s; retrying in %.2fs", problem, delay)
-            time.sleep(delay)  # recovery only: the API is down or failing
+            time.sleep(delay)  # recovery only: the server is down or failing
             delay = min(delay * 2, 2.0)
+
+    def _request(self, method: str, path: str, **kwargs) -> urllib3.BaseHTTPResponse:
+        """Send one request to the API with the worker token, retried as `_send` does."""
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        response = self._send(method, self.api_url + path, headers=headers, **kwargs)
         if response.status >= 300:
             code, message = _error(response)
             # A token that died with the worker's membership: that took the worker's jobs
@@ -116,8 +125,9 @@ class ApiClient:
         return response
 
     def download_originals(self, images: Sequence[ImageKey]) -> dict[ImageKey, bytes]:
-        """The originals of these images in one request; one that the API does not send is
-        no longer this worker's to filter."""
+        """The originals of these images in one request (or, from an object store, one
+        each); one that the API does not send is no longer this worker's to filter."""
+        self._result_urls.clear()  # a batch's results go where its own download said
         body = json.dumps({"images": [{"workload_id": w, "image_id": n} for w, n in images]})
         response = self._request(
             "POST",
@@ -127,15 +137,35 @@ class ApiClient:
             preload_content=False,
         )
         try:
+            if response.headers.get("Content-Type", "").startswith(JSON):
+                return self._download_from_store(json.loads(response.read())["images"])
             return {
                 (header["workload_id"], header["image_id"]): data
                 for header, data in read_frames(response.read, self._upload_limit)
                 if header.get("status") == "ok"
             }
-        except (FrameError, KeyError, urllib3.exceptions.HTTPError) as e:
+        except (FrameError, KeyError, TypeError, ValueError, urllib3.exceptions.HTTPError) as e:
             raise ApiUnavailable(f"POST /jobs/originals: a broken answer ({e})") from e
         finally:
             response.release_conn()
+
+    def _download_from_store(self, transfers: list[dict]) -> dict[ImageKey, bytes]:
+        """Read each original from its URL, and keep where its result goes; an original the
+        store does not give (missing, or its URL refused) is left out."""
+        originals: dict[ImageKey, bytes] = {}
+        for transfer in transfers:
+            if transfer.get("status") != "ok":
+                continue
+            key = (transfer["workload_id"], transfer["image_id"])
+            response = self._send("GET", transfer["original_url"])
+            if response.status != 200:
+                log.warning(
+                    "original %s not read from the image store: HTTP %d", key, response.status
+                )
+                continue
+            originals[key] = response.data
+            self._result_urls[key] = transfer["result_url"]
+        return originals
 
     def upload_results(
         self, results: Sequence[tuple[ImageKey, bytes]]
@@ -143,22 +173,49 @@ class ApiClient:
         """Deliver results, as few requests as the API's body bound allows; answer, per
         image, the API's status for it (`stored`, `not_assigned`, or why it was refused)
         and its message."""
-        answers: dict[ImageKey, tuple[str, str]] = {}
-        for request in split_uploads(results, self._upload_limit):
+        direct = [(key, data) for key, data in results if key in self._result_urls]
+        answers = self._upload_to_store(direct) if direct else {}
+        sent = [(key, data) for key, data in results if key not in answers]
+        for request in split_uploads(sent, self._upload_limit):
             body: list[bytes] = []
             for (workload_id, number), data in request:
                 header = {"workload_id": workload_id, "image_id": number}
                 body += [frame_head(header, len(data)), data]
-            response = self._request(
-                "POST",
-                "/jobs/results",
-                body=body,
-                headers={"Content-Type": CONTENT_TYPE, "Content-Length": str(sum(map(len, body)))},
-            )
-            try:
-                for answer in json.loads(response.data)["results"]:
-                    key = (answer["workload_id"], answer["image_id"])
-                    answers[key] = (answer["status"], answer.get("message", ""))
-            except (ValueError, KeyError, TypeError) as e:
-                raise ApiUnavailable(f"POST /jobs/results: a broken answer ({e})") from e
+            headers = {"Content-Type": CONTENT_TYPE, "Content-Length": str(sum(map(len, body)))}
+            answers |= self._deliver(body, headers)
         return answers
+
+    def _upload_to_store(
+        self, results: Sequence[tuple[ImageKey, bytes]]
+    ) -> dict[ImageKey, tuple[str, str]]:
+        """PUT each result to its URL, then name the uploaded ones to the API in one request."""
+        answers: dict[ImageKey, tuple[str, str]] = {}
+        uploaded: list[ImageKey] = []
+        for key, data in results:
+            response = self._send("PUT", self._result_urls.pop(key), body=data)
+            if response.status == 200:
+                uploaded.append(key)
+            else:
+                problem = f"HTTP {response.status} {_error(response)[1]}"
+                answers[key] = ("upload_refused", f"the image store refused the result: {problem}")
+        if uploaded:
+            named = [{"workload_id": w, "image_id": n} for w, n in uploaded]
+            body = json.dumps({"results": named}).encode()
+            answers |= self._deliver(body, {"Content-Type": "application/json"})
+        return answers
+
+    def _deliver(
+        self, body: bytes | list[bytes], headers: dict[str, str]
+    ) -> dict[ImageKey, tuple[str, str]]:
+        """POST /jobs/results; the API's answer per image."""
+        response = self._request("POST", "/jobs/results", body=body, headers=headers)
+        try:
+            return {
+                (answer["workload_id"], answer["image_id"]): (
+                    answer["status"],
+                    answer.get("message", ""),
+                )
+                for answer in json.loads(response.data)["results"]
+            }
+        except (ValueError, KeyError, TypeError) as e:
+            raise ApiUnavailable(f"POST /jobs/results: a broken answer ({e})") from e

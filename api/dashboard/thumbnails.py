@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import BinaryIO
 
 from flask import current_app
 
@@ -13,7 +12,7 @@ from api.errors import not_found
 from api.images import image_store
 from datastore import Row
 from foundation import defaults
-from imagestore import ImageMissing, ImageName
+from imagestore import ImageMissing, ImageName, SizedStream
 from imaging import ImageRejected, extension_of
 from imaging.thumbnails import make_thumbnail
 
@@ -21,7 +20,7 @@ THUMB_KIND = "thumb"
 THUMB_EXTENSION = "jpg"
 
 
-def thumbnail_file(workload: Row, image: Row) -> Path | BinaryIO:
+def thumbnail_file(workload: Row, image: Row) -> Path | SizedStream:
     """The thumbnail of `image`'s result, made now if it is the first request for it.
 
     Two requests at once may both make it; the later rename wins, and both files are equal.

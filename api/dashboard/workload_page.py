@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, render_template, send_file
+from flask import current_app, render_template
 
 from api.access import visible_workload
 from api.dashboard.blueprint import bp
@@ -14,6 +14,7 @@ from api.dashboard.session import page
 from api.dashboard.thumbnails import thumbnail_file
 from api.db import get_db
 from api.errors import not_found
+from api.images import send_stored
 from api.inputs import ID_CONVERTER
 from api.tokens import Principal
 from api.workloads import describe_workload
@@ -84,6 +85,6 @@ def thumbnail(principal: Principal, workload_id: int, number: int):
     image = workloads.get_image(get_db(), row["id"], number)
     if image is None or image["status"] != JobStatus.DONE:
         raise not_found(f"image {number} of workload {row['id']} has no result")
-    response = send_file(thumbnail_file(row, image), mimetype="image/jpeg", max_age=3600)
+    response = send_stored(thumbnail_file(row, image), "image/jpeg", max_age=3600)
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response

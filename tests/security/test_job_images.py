@@ -11,48 +11,30 @@ from __future__ import annotations
 import io
 import json
 import struct
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import pynng
 import pytest
 from PIL import Image
 
-from protocol import JobAssignment, JoinAccepted, SubmitAnswer, Telemetry
 from protocol.image_frames import CONTENT_TYPE, frame_head, read_frames
 from tests.conftest import (
-    TELEMETRY_INTERVAL_MS,
     Client,
     cluster_fixture,
     image_bytes,
-    join_over,
     live_fake_worker,
     wait_until,
 )
+from tests.job_holder import job_holder
 from tests.outcomes import running_on
 from tests.security.conftest import UPLOAD_LIMIT, Actor
 from tests.security.helpers import assert_error, assert_unchanged, join_token, snapshot
-from worker.config import WorkerConfig
-from worker.rpc_service import JobService, start_rpc_server
 
 cluster = cluster_fixture(workers=0, env={"DPIP_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)})
 
 TAG = "held-by-a-fake-worker"
 IMAGES = 2
 MISSING = 2**62  # a workload id that does not exist
-
-
-class JobHolder:
-    """The holder's rpc side: takes every job, and remembers them for its telemetry."""
-
-    def __init__(self) -> None:
-        self.key: str | None = None
-        self.jobs: list[JobAssignment] = []
-
-    def submit(self, batch: tuple[JobAssignment, ...]) -> tuple[SubmitAnswer, ...]:
-        self.jobs += batch
-        return (SubmitAnswer.ACCEPTED,) * len(batch)
 
 
 @dataclass(frozen=True)
@@ -63,32 +45,9 @@ class Scene:
     originals: dict[int, bytes]  # by image number
 
 
-def _keep_alive(accepted: JoinAccepted, holder: JobHolder, stop: threading.Event) -> None:
-    """Report the held jobs as running, so the holder is neither dead nor losing them."""
-    with pynng.Pub0(dial=f"tcp://127.0.0.1:{accepted.telemetry_port}") as pub:
-        while not stop.wait(TELEMETRY_INTERVAL_MS / 2000):
-            running = tuple(job.job_id for job in holder.jobs)
-            report = Telemetry(accepted.worker_id, 0.0, 0.0, None, running, accepted.rpc_key)
-            pub.send(report.encode())
-
-
 @pytest.fixture(scope="module")
 def scene(cluster, alice: Actor) -> Iterator[Scene]:
-    holder = JobHolder()
-    service = JobService(lambda: holder.key, holder.submit)
-    server = start_rpc_server(service, WorkerConfig("127.0.0.1", 0, "holder", "unused"))
-    stop = threading.Event()
-    try:
-        wait_until(lambda: server.active, 10, "the holder's rpc server to listen")
-        with pynng.Req0(recv_timeout=5000, send_timeout=5000) as sock:
-            sock.dial(f"tcp://127.0.0.1:{cluster.controller_port}")
-            accepted = join_over(
-                sock, join_token(cluster), "holder", server.port, (TAG,), concurrency=IMAGES
-            )
-        assert isinstance(accepted, JoinAccepted), accepted
-        holder.key = accepted.rpc_key
-        service.key_changed()
-        threading.Thread(target=_keep_alive, args=(accepted, holder, stop), daemon=True).start()
+    with job_holder(cluster, "holder", (TAG,), IMAGES, join_token(cluster)) as holder:
         workload = alice.client.create_workload(workload_name="held", tags=[TAG])["workload_id"]
         originals = {}
         for seed in range(IMAGES):
@@ -100,14 +59,11 @@ def scene(cluster, alice: Actor) -> Iterator[Scene]:
         )
         with live_fake_worker(cluster, "other") as other:
             yield Scene(
-                Client(cluster.url, accepted.worker_token),
+                holder.client,
                 Client(cluster.url, other.accepted.worker_token),
                 workload,
                 originals,
             )
-    finally:
-        stop.set()
-        server.close()
 
 
 def fetch(client: Client, images: list[tuple[int, int]]):

@@ -19,7 +19,8 @@ class ApiConfig:
     data_dir: Path
     images_dir: Path  # the image store; with an S3 store, its requests' scratch files
     jwt_secret: str
-    controller_address: str | None = None  # host:port of the controller, for job hints
+    # host:port of the controller, for job hints; or several, comma-separated (standbys)
+    controller_address: str | None = None
     database_url: str = setting("DATABASE_URL")  # PostgreSQL's; empty: SQLite in data_dir
     image_store: str = setting("IMAGE_STORE")  # s3://bucket/prefix; empty: images_dir
     transfer_url_ttl_s: int = setting("TRANSFER_URL_TTL_S")  # workers' presigned URLs (S3)

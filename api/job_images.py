@@ -16,7 +16,6 @@ back, checked and committed as a sent one would be.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 from collections.abc import Iterator
@@ -51,6 +50,7 @@ from imagestore import (
     ImageName,
     ImageStore,
     StagedImage,
+    Staging,
     UploadTooLarge,
 )
 from imaging import ImageRejected, extension_of, inspect_image
@@ -251,11 +251,11 @@ def upload_results():
     principal = _require_worker()
     store = image_store()
     held = jobs.images_held_by(get_db(), principal.id)
-    with contextlib.ExitStack() as stack:  # staged results not committed are removed at its end
+    with store.staging() as staging:  # whatever the outcome, nothing stays staged
         if request.mimetype == CONTENT_TYPE:
-            checked = _sent_results(store, held, stack)
+            checked = _sent_results(store, held, staging)
         elif isinstance(store, DirectTransfers) and request.mimetype == "application/json":
-            checked = _uploaded_results(store, held, principal, stack)
+            checked = _uploaded_results(store, held, principal, staging)
         else:
             raise bad_request(f"send the results as {CONTENT_TYPE} frames", "invalid_field")
         answers = _complete(checked, principal)
@@ -296,7 +296,7 @@ class CheckedResults:
 
 
 def _sent_results(
-    store: ImageStore, held: dict[ImageKey, HeldImage], stack: contextlib.ExitStack
+    store: ImageStore, held: dict[ImageKey, HeldImage], staging: Staging
 ) -> CheckedResults:
     """The results in the request's frames, checked, and staged in the store."""
     checked = CheckedResults()
@@ -311,7 +311,7 @@ def _sent_results(
                 continue
             if checked.passes(image, data):
                 put = store.put(image.dir_name, io.BytesIO(data))
-                checked.stage(image, stack.enter_context(put))
+                checked.stage(image, staging.add(put))
     except FrameError as e:
         raise bad_request(str(e), "invalid_frames") from e
     return checked
@@ -321,7 +321,7 @@ def _uploaded_results(
     store: DirectTransfers,
     held: dict[ImageKey, HeldImage],
     principal: Principal,
-    stack: contextlib.ExitStack,
+    staging: Staging,
 ) -> CheckedResults:
     """The results the request names, read back from where this worker uploaded them, and
     checked; each stays staged there."""
@@ -352,7 +352,7 @@ def _uploaded_results(
         except UploadTooLarge as e:
             checked.answers[key] = ("image_too_large", str(e))
             continue
-        stack.enter_context(staged)  # one refused is removed with the rest not committed
+        staging.add(staged)  # one refused is removed with the rest
         if checked.passes(image, data):
             checked.stage(image, staged)
     return checked

@@ -2,6 +2,10 @@
 
 Uploads only set an event; one background thread turns any number of pokes into one
 JobsQueued request. A lost hint costs at most one recovery sweep of the controller.
+
+Given several controllers (an active one and its standbys, on PostgreSQL), the request
+socket dials them all: only the active one listens (a standby binds no port), and nng sends
+each request to a connected peer, so the hints follow the active controller by themselves.
 """
 
 from __future__ import annotations
@@ -21,14 +25,15 @@ class ControllerNotifier:
     """Coalesces job hints to the controller's request/reply socket."""
 
     def __init__(self, controller_address: str | None) -> None:
-        self._address = controller_address
+        """`controller_address`: HOST:PORT, or several, comma-separated."""
+        self._addresses = [a.strip() for a in (controller_address or "").split(",") if a.strip()]
         self._pending = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def poke(self) -> None:
         """Note that jobs were queued; the hint goes out from the background thread."""
-        if self._address is None:
+        if not self._addresses:
             return
         self._pending.set()
         if self._thread is None:
@@ -45,7 +50,8 @@ class ControllerNotifier:
             send_timeout=defaults.NOTIFY_TIMEOUT_MS,
             resend_time=defaults.NOTIFY_TIMEOUT_MS,
         ) as socket:
-            socket.dial(f"tcp://{self._address}", block=False)
+            for address in self._addresses:
+                socket.dial(f"tcp://{address}", block=False)
             while True:
                 self._pending.wait()
                 self._pending.clear()

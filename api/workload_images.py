@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from contextlib import ExitStack
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -152,7 +151,7 @@ def upload_batch(workload_id: int):
     with (
         store.scratch(workload["dir_name"]) as spool,
         batch_members(spool, _batch_limits(config)) as members,
-        ExitStack() as staging,
+        store.staging() as staging,
     ):
         if not members:
             raise bad_request(
@@ -163,7 +162,7 @@ def upload_batch(workload_id: int):
         for member in members:
             data = member.read()
             info = _inspected(member, data, config)
-            staged = staging.enter_context(store.put(workload["dir_name"], io.BytesIO(data)))
+            staged = staging.add(store.put(workload["dir_name"], io.BytesIO(data)))
             accepted.append(StagedOriginal(staged, info, len(data), member.filename))
         numbers = store_originals(workload, accepted)
     images = [

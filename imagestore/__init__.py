@@ -19,6 +19,7 @@ from imagestore.store import (
     ImageStore,
     SizedStream,
     StagedImage,
+    Staging,
 )
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "LocalImageStore",
     "SizedStream",
     "StagedImage",
+    "Staging",
     "StoreFull",
     "StoreUnreachable",
     "UploadTooLarge",

@@ -14,11 +14,12 @@ working data, never an image.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -32,6 +33,8 @@ from foundation import defaults
 from imagestore.errors import ImageMissing, ImageStoreError, StoreUnreachable, UploadTooLarge
 from imagestore.local import TEMP_PREFIX, ScratchFile
 from imagestore.store import ByteStream, DirectTransfers, ImageName, ImageStore, StagedImage
+
+log = logging.getLogger(__name__)
 
 URL_SCHEME = "s3"
 STAGING = ".staging"  # the key prefix (under the store's) of everything not yet committed
@@ -70,16 +73,12 @@ def _store_errors(action: str) -> Iterator[None]:
         raise ImageStoreError(f"the image store failed to {action}: {e}") from e
 
 
-class _Reader:
-    """A ByteStream as the file object boto3's upload reads (`read(n)`)."""
-
-    def __init__(self, stream: ByteStream) -> None:
-        self._stream = stream
-
-    def read(self, size: int = -1) -> bytes:
-        buffer = bytearray(size if size > 0 else READ_CHUNK_BYTES)
-        count = self._stream.readinto(memoryview(buffer)) or 0
-        return bytes(buffer[:count])
+def _read_all(stream: ByteStream) -> bytes:
+    data = bytearray()
+    buffer = memoryview(bytearray(READ_CHUNK_BYTES))
+    while count := stream.readinto(buffer):
+        data += buffer[:count]
+    return bytes(data)
 
 
 class StoredObject(io.RawIOBase):
@@ -124,12 +123,15 @@ class S3StagedImage(StagedImage):
                 Bucket=store.bucket, Key=store.key(self._workload_dir, name), CopySource=source
             )
 
-    def discard(self) -> None:
+    def take_key(self) -> str | None:
+        """The staged key, to delete, once; None if it was already taken."""
         if self._discarded:
-            return
+            return None
         self._discarded = True
-        with _store_errors("discard a staged image"):
-            self._store.client.delete_object(Bucket=self._store.bucket, Key=self.key)
+        return self.key
+
+    def discard(self) -> None:
+        self._store.discard_all([self])
 
 
 class S3ImageStore(ImageStore, DirectTransfers):
@@ -173,10 +175,24 @@ class S3ImageStore(ImageStore, DirectTransfers):
         return f"{self.prefix}{STAGING}/{workload_dir}/{file_name}"
 
     def put(self, workload_dir: str, stream: ByteStream) -> S3StagedImage:
+        """One PutObject of the whole image (at most an upload's bound, in memory already
+        where the API calls it): boto3's managed upload costs twice the CPU on small ones."""
         staged_key = self._staging_key(workload_dir, f"{TEMP_PREFIX}{uuid.uuid4().hex}.tmp")
+        body = stream.getvalue() if isinstance(stream, io.BytesIO) else _read_all(stream)
         with _store_errors("store an image"):
-            self.client.upload_fileobj(_Reader(stream), self.bucket, staged_key)
+            self.client.put_object(Bucket=self.bucket, Key=staged_key, Body=body)
         return S3StagedImage(self, workload_dir, staged_key)
+
+    def discard_all(self, staged: Sequence[StagedImage]) -> None:
+        """Delete the staged objects in one call; if that fails, they stay under `.staging/`
+        (out of every listing, swept with the workload or by an expiry rule): a request
+        whose images were recorded must not fail on its cleanup."""
+        keys = [image.take_key() for image in staged if isinstance(image, S3StagedImage)]
+        keys = [key for key in keys if key is not None]
+        try:
+            self._delete_keys(keys)
+        except ImageStoreError as e:
+            log.warning("%d staged object(s) left under %s: %s", len(keys), STAGING, e)
 
     def scratch(self, workload_dir: str) -> AbstractContextManager[BinaryIO]:
         self.scratch_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -212,8 +228,10 @@ class S3ImageStore(ImageStore, DirectTransfers):
 
     def delete_workload(self, workload_dir: str) -> None:
         keys = self._keys(f"{self.prefix}{workload_dir}/")
-        keys += self._keys(self._staging_key(workload_dir, ""))
-        with _store_errors("delete a workload's images"):
+        self._delete_keys(keys + self._keys(self._staging_key(workload_dir, "")))
+
+    def _delete_keys(self, keys: list[str]) -> None:
+        with _store_errors("delete images"):
             for start in range(0, len(keys), DELETE_BATCH):
                 batch = [{"Key": key} for key in keys[start : start + DELETE_BATCH]]
                 self.client.delete_objects(

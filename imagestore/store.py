@@ -8,6 +8,7 @@ one engine, an S3 bucket the other (`imagestore.s3`), which also offers `DirectT
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,15 @@ class StagedImage(ABC):
 class ImageStore(ABC):
     """Image files, one group per workload, each written whole or not at all."""
 
+    def discard_all(self, staged: Sequence[StagedImage]) -> None:
+        """Discard each of `staged` (an engine may do it in fewer calls)."""
+        for image in staged:
+            image.discard()
+
+    def staging(self) -> Staging:
+        """A request's staged images, discarded together when its block ends."""
+        return Staging(self)
+
     @abstractmethod
     def put(self, workload_dir: str, stream: ByteStream) -> StagedImage:
         """Write what `stream` holds to a temporary name in the workload and return it staged.
@@ -144,3 +154,22 @@ class DirectTransfers(ABC):
         Raises ImageMissing when nothing was uploaded, UploadTooLarge (after discarding it)
         when it is over `max_bytes`.
         """
+
+
+class Staging:
+    """The images one request stages: whatever the block's outcome, each is discarded at its
+    end, all in one `discard_all` (committed ones leave only what staging left)."""
+
+    def __init__(self, store: ImageStore) -> None:
+        self._store = store
+        self._staged: list[StagedImage] = []
+
+    def add(self, staged: StagedImage) -> StagedImage:
+        self._staged.append(staged)
+        return staged
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._store.discard_all(self._staged)

@@ -65,6 +65,11 @@ class SeaweedServer:
         self.root: Path | None = None
         self._process: subprocess.Popen | None = None
 
+    @property
+    def pid(self) -> int:
+        """The server's process (the benchmarks count its CPU)."""
+        return self._process.pid
+
     def _choose_ports(self) -> None:
         self.ports = {name: (self._free_port(), self._free_port()) for name in PORTS}
         self.endpoint = f"http://{HOST}:{self.ports['s3'][0]}"

@@ -274,11 +274,16 @@ class CheckedResults:
     answers: dict[ImageKey, tuple[str, str]] = field(default_factory=dict)
     staged: list[tuple[HeldImage, StagedImage]] = field(default_factory=list)
 
-    def add(self, key: ImageKey) -> None:
-        """Count one more image named, refusing a name twice or too many images."""
+    def held_image(self, key: ImageKey, held: dict[ImageKey, HeldImage]) -> HeldImage | None:
+        """Count one more image named (refusing a name twice or too many images); its job's
+        image if the job runs on this worker, else None, answered `not_assigned`."""
         _check_count(len(self.answers) + 1)
         if key in self.answers:
             raise bad_request("an image is named twice", "invalid_field")
+        image = held.get(key)
+        if image is None:
+            self.answers[key] = ("not_assigned", NOT_ASSIGNED)
+        return image
 
     def passes(self, image: HeldImage, data: bytes) -> bool:
         """Whether the result passes an upload's check; if not, answer why."""
@@ -286,9 +291,12 @@ class CheckedResults:
         try:
             inspect_image(data, config.max_image_pixels, config.image_cost_limits)
         except ImageRejected as e:
-            self.answers[(image.workload_id, image.number)] = (e.code, str(e))
+            self.refuse(image, e.code, str(e))
             return False
         return True
+
+    def refuse(self, image: HeldImage, code: str, message: str) -> None:
+        self.answers[(image.workload_id, image.number)] = (code, message)
 
     def stage(self, image: HeldImage, staged: StagedImage) -> None:
         self.staged.append((image, staged))
@@ -303,13 +311,8 @@ def _sent_results(
     limit = current_app.config["DPIP"].max_upload_bytes
     try:
         for header, data in read_frames(request.stream.read, limit):
-            key = _key(header)
-            checked.add(key)
-            image = held.get(key)
-            if image is None:
-                checked.answers[key] = ("not_assigned", NOT_ASSIGNED)
-                continue
-            if checked.passes(image, data):
+            image = checked.held_image(_key(header), held)
+            if image is not None and checked.passes(image, data):
                 put = store.put(image.dir_name, io.BytesIO(data))
                 checked.stage(image, staging.add(put))
     except FrameError as e:
@@ -336,21 +339,18 @@ def _uploaded_results(
         raise bad_request("each result is an object with workload_id and image_id", "invalid_field")
     limit = current_app.config["DPIP"].max_upload_bytes
     for entry in named:
-        key = _key(entry)
-        checked.add(key)
-        image = held.get(key)
+        image = checked.held_image(_key(entry), held)
         if image is None:
-            checked.answers[key] = ("not_assigned", NOT_ASSIGNED)
             continue
         try:
             data, staged = store.take_upload(
                 image.dir_name, _upload_name(image, principal.id), limit
             )
         except ImageMissing:
-            checked.answers[key] = ("missing", "no result was uploaded for this image")
+            checked.refuse(image, "missing", "no result was uploaded for this image")
             continue
         except UploadTooLarge as e:
-            checked.answers[key] = ("image_too_large", str(e))
+            checked.refuse(image, "image_too_large", str(e))
             continue
         staging.add(staged)  # one refused is removed with the rest
         if checked.passes(image, data):

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
+import functools
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -26,21 +25,13 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.measured_run import measured_run, print_run  # noqa: E402
 from tests.api_site import Site, site_addresses, start_site  # noqa: E402
 from tests.conftest import ADMIN_PASSWORD  # noqa: E402
 from tests.netns import in_namespace, inside, simulated_network  # noqa: E402
 
 SUBNET = "10.213.11"
 WORKERS = 2
-
-
-def cpu_seconds(processes: list[psutil.Process]) -> float:
-    total = 0.0
-    for process in processes:
-        with contextlib.suppress(psutil.Error):
-            times = process.cpu_times()
-            total += times.user + times.system
-    return total
 
 
 def parts(site: Site) -> dict[str, list[psutil.Process]]:
@@ -63,29 +54,17 @@ def run_once(api_hosts: int, args: argparse.Namespace, keep: Path) -> None:
     with (
         simulated_network(f"b{os.getpid()}", SUBNET, addresses) as network,
         contextlib.ExitStack() as running,
+        inside(network.switch),
     ):
-        with inside(network.switch):
-            site = start_site(network, root, running, {"DPIP_LOG_LEVEL": "WARNING"})
-            processes = parts(site)
-            before = {part: cpu_seconds(found) for part, found in processes.items()}
-            report_file = root / "report.json"
-            argv = [sys.executable, str(ROOT / "stress_test.py"), "--url", site.cluster.url]
-            argv += ["--password", ADMIN_PASSWORD, "--quiet", "--json", str(report_file)]
-            argv += ["--images", str(args.images), "--size", args.size, "--format", args.format]
-            if args.batch:
-                argv += ["--batch", str(args.batch)]
-            subprocess.run(in_namespace(network.switch, argv), cwd=ROOT, check=True)
-            after = {part: cpu_seconds(found) for part, found in processes.items()}
-        report = json.loads(report_file.read_text())
-    per_image = {
-        part: round((after[part] - before[part]) * 1000 / args.images, 2) for part in after
-    }
-    print(
-        f"api_hosts={api_hosts} size={args.size} batch={args.batch}"
-        f" images_per_s={report['images_per_s']:.1f} ok={report['ok']}"
-        f" cpu_ms_per_image={per_image} total={sum(per_image.values()):.2f}",
-        flush=True,
-    )
+        site = start_site(network, root, running, {"DPIP_LOG_LEVEL": "WARNING"})
+        report, per_image = measured_run(
+            site.cluster.url,
+            args,
+            root,
+            parts(site),
+            functools.partial(in_namespace, network.switch),
+        )
+    print_run(f"api_hosts={api_hosts}", args, report, per_image)
 
 
 def main() -> None:
@@ -96,6 +75,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50, help="0: one request per image")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    args.password = ADMIN_PASSWORD
     # Files are kept until the end: on a host whose file system is slow to create files
     # after mass deletes (bench/README.md), a deleted site would slow the next round.
     with tempfile.TemporaryDirectory(prefix="dpip-api-hosts-") as keep:

@@ -13,8 +13,6 @@ and the API signs URLs and reads each result back to check it.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 import uuid
@@ -25,7 +23,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.api_hosts import cpu_seconds  # noqa: E402
+from bench.measured_run import measured_run, print_run  # noqa: E402
 from tests.conftest import ADMIN_PASSWORD, Cluster, free_port, running_cluster  # noqa: E402
 from tests.seaweedfs_server import S3_BUCKET, SeaweedServer  # noqa: E402
 
@@ -51,26 +49,8 @@ def run_once(store: str, seaweed: SeaweedServer, args: argparse.Namespace, keep:
     if store == "s3":
         env |= seaweed.store_env(f"bench-{uuid.uuid4().hex}")
     with running_cluster(root, WORKERS, env) as cluster:
-        processes = parts(cluster, seaweed)
-        before = {part: cpu_seconds(found) for part, found in processes.items()}
-        report_file = root / "report.json"
-        argv = [sys.executable, str(ROOT / "stress_test.py"), "--url", cluster.url]
-        argv += ["--password", ADMIN_PASSWORD, "--quiet", "--json", str(report_file)]
-        argv += ["--images", str(args.images), "--size", args.size, "--format", args.format]
-        if args.batch:
-            argv += ["--batch", str(args.batch)]
-        subprocess.run(argv, cwd=ROOT, check=True)
-        after = {part: cpu_seconds(found) for part, found in processes.items()}
-    report = json.loads(report_file.read_text())
-    per_image = {
-        part: round((after[part] - before[part]) * 1000 / args.images, 2) for part in after
-    }
-    print(
-        f"store={store} size={args.size} batch={args.batch}"
-        f" images_per_s={report['images_per_s']:.1f} ok={report['ok']}"
-        f" cpu_ms_per_image={per_image} total={sum(per_image.values()):.2f}",
-        flush=True,
-    )
+        report, per_image = measured_run(cluster.url, args, root, parts(cluster, seaweed))
+    print_run(f"store={store}", args, report, per_image)
 
 
 def main() -> None:
@@ -81,6 +61,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50, help="0: one request per image")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    args.password = ADMIN_PASSWORD
     # Files are kept until the end: on a host whose file system is slow to create files
     # after mass deletes (bench/README.md), a deleted system would slow the next round.
     with (

@@ -77,8 +77,17 @@ REFUSAL_LOG_LINES = 5  # refusals logged per sender address at once, then per wi
 REFUSAL_LOG_WINDOW_S = 60.0  # the rest are counted and the count logged once per window
 REFUSAL_TRACKED_SENDERS = 4096  # connections and addresses remembered; the stalest go first
 LOG_QUOTE_CHARS = 80  # characters of a peer's text (a name, a decode error) a log line quotes
+# On PostgreSQL the active controller holds an advisory lock on a session of its own, and a
+# standby controller waits for it. Both ends of that session probe a silent peer after IDLE,
+# every INTERVAL, COUNT times: a controller host cut off loses the lock (to the standby), and
+# learns it did, within IDLE + INTERVAL x COUNT seconds (11 s). A killed one loses it at once.
+CONTROLLER_LOCK_KEEPALIVE_IDLE_S = 5
+CONTROLLER_LOCK_KEEPALIVE_INTERVAL_S = 2
+CONTROLLER_LOCK_KEEPALIVE_COUNT = 3
+CONTROLLER_LOCK_WAIT_SLICE_S = 1.0  # a standby checks for a stop request this often as it waits
 WORKER_REQUEST_TIMEOUT_MS = 5000  # worker → controller results
 RESULT_DELIVERY_TRIES = 5
+TELEMETRY_CHILDREN_REFRESH_S = 10.0  # a worker looks for its pool processes again this often
 HEARTBEAT_WAIT_SLICE_MS = 250  # a worker checks for a stop request this often while listening
 RPC_TIMEOUT_MS = 2000  # scheduler → worker submit_job; a slower worker counts as unresponsive
 WORKER_HTTP_TIMEOUT_S = 60  # worker → API download or upload of one image

@@ -27,6 +27,23 @@ class PeerLimits:
 
 
 @dataclass(frozen=True)
+class LockKeepalive:
+    """How the PostgreSQL session of the controller lock probes a silent peer (seconds and
+    probes): a controller cut off loses the lock to a standby within idle + interval x count."""
+
+    idle_s: int = setting("CONTROLLER_LOCK_KEEPALIVE_IDLE_S")
+    interval_s: int = setting("CONTROLLER_LOCK_KEEPALIVE_INTERVAL_S")
+    count: int = setting("CONTROLLER_LOCK_KEEPALIVE_COUNT")
+
+    def __post_init__(self) -> None:
+        for name in ("idle_s", "interval_s", "count"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"lock keepalive {name} must be at least 1, not {getattr(self, name)}"
+                )
+
+
+@dataclass(frozen=True)
 class ControllerConfig:
     """Everything the controller process needs to know."""
 
@@ -46,6 +63,9 @@ class ControllerConfig:
     database_url: str = defaults.DATABASE_URL  # PostgreSQL's; empty: SQLite in data_dir
     # From the environment (no CLI flags): bounds nobody needs to change day to day.
     peer_limits: PeerLimits = field(default_factory=lambda: from_env(PeerLimits, os.environ))
+    lock_keepalive: LockKeepalive = field(
+        default_factory=lambda: from_env(LockKeepalive, os.environ)
+    )
 
     @property
     def database(self) -> Path | str:

@@ -6,6 +6,9 @@
 - pub (broadcast port): heartbeats every interval, so workers notice a lost or new controller;
 - pub (ipc in the data dir): which workloads had jobs end, for API requests that wait on them.
 
+On PostgreSQL none of this starts before the controller is the active one
+(`controller/leadership.py`): a standby binds nothing until the active one is gone.
+
 Every socket refuses messages over the size limit (nng closes the connection); what the
 rep and sub loops refuse is charged and logged by a PeerGate, so a flood of bad messages
 costs each loop little and never crowds out genuine ones.
@@ -24,6 +27,7 @@ import pynng
 import datastore
 from controller.config import ControllerConfig
 from controller.join_challenges import JoinChallenges
+from controller.leadership import Leadership, become_active
 from controller.membership import admit_worker
 from controller.peer_gate import PeerGate
 from controller.progress_announcer import ProgressAnnouncer
@@ -80,9 +84,16 @@ class Controller:
         self._threads: list[threading.Thread] = []
         self.ports: tuple[int, int] = (0, 0)
         self.failed = False  # a thread died: the process should exit for a fresh start
+        self._leadership: Leadership | None = None
+
+    def wait_until_active(self) -> bool:
+        """Wait, as a standby, until this controller may be the active one (at once on
+        SQLite); False if asked to stop first."""
+        self._leadership = become_active(self.config, self._stopping)
+        return self._leadership is not None
 
     def start(self) -> None:
-        """Bind the sockets and start the threads."""
+        """Bind the sockets and start the threads (once `wait_until_active`)."""
         host = self.config.host
         limit = self.config.peer_limits.max_message_bytes
         self._rep = pynng.Rep0(recv_max_size=limit)
@@ -122,6 +133,7 @@ class Controller:
         for thread in self._threads:
             thread.join(timeout=5)
         self._progress.close()  # after the scheduler's thread, which announces
+        self._leadership.release()  # last: a standby takes over once nothing here writes
 
     def wait(self) -> None:
         """Until `request_stop`, or until a thread failed (then `failed` is set)."""
@@ -245,6 +257,9 @@ class Controller:
     def _beat(self) -> None:
         interval_ms = self.config.telemetry_interval_ms
         while not self._stopping.wait(interval_ms / 1000):
+            # A controller that lost its lock may have a successor already: it must not
+            # go on (this loop's failure stops it), nor tell its workers it lives.
+            self._leadership.confirm()
             heartbeat = ControllerHeartbeat(
                 self.instance,
                 int(time.time() * 1000),

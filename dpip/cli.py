@@ -49,6 +49,17 @@ def reachable(bind_host: str, wildcard_alias: str = "127.0.0.1") -> str:
     return wildcard_alias if bind_host in ("0.0.0.0", "::", "") else bind_host
 
 
+def _controller_addresses(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """`value`, once checked to be HOST:PORT or several of them, comma-separated."""
+    from worker.config import parse_controllers
+
+    try:
+        parse_controllers(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from e
+    return value
+
+
 def _announce_admin(password: str | None, data_dir: Path) -> None:
     if password is None:
         return
@@ -199,7 +210,9 @@ def up(
     "--controller",
     default=f"{defaults.CONTROLLER_HOST}:{defaults.CONTROLLER_PORT}",
     show_default=True,
-    help="HOST:PORT of the controller, told about new jobs",
+    callback=_controller_addresses,
+    help="HOST:PORT of the controller, told about new jobs; on PostgreSQL, the active one's"
+    " and its standbys', comma-separated (HOST:PORT,HOST:PORT)",
 )
 @click.option(
     "--processes",
@@ -287,6 +300,12 @@ def controller(
     On SQLite it shares the data dir with the API, on its host. On PostgreSQL
     (DPIP_DATABASE_URL) it may run on a host of its own, with the API hosts' DPIP_JWT_SECRET
     and --api-url their load balancer's address: see "Several API hosts" in user-guide.md.
+
+    On PostgreSQL a second controller (same DPIP_DATABASE_URL, DPIP_JWT_SECRET and
+    DPIP_JOIN_TOKEN, on another host) is a standby: it binds no port and waits until the
+    active one is gone (killed: at once; its host cut off: within about 11 s), then takes
+    over. Give workers and APIs both addresses (--controller A:PORT,B:PORT): see "A
+    standby controller" in user-guide.md.
     """
     from controller import Controller, ControllerConfig
 
@@ -309,6 +328,8 @@ def controller(
     )
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: hub.request_stop())
+    if not hub.wait_until_active():
+        return  # stopped while a standby
     hub.start()
     hub.wait()
     hub.stop()

@@ -139,6 +139,7 @@ class Cluster:
         self.netns = netns
         self.api_port = free_port()
         self.controller_port = free_port()
+        self.controller_ports = [self.controller_port]  # the API and workers dial each in turn
         self.url = url or f"http://{host}:{self.api_port}"
         self.telemetry_interval_ms = telemetry_interval_ms
         self.env = {
@@ -168,16 +169,21 @@ class Cluster:
         )
         log.close()
 
-    def start_controller(self) -> None:
+    def start_controller(self, name: str = "controller", port: int | None = None) -> None:
+        """`port`: another controller's (on PostgreSQL a standby while the first lives),
+        which the API and the workers started after it dial too, after the first."""
+        port = port or self.controller_port
+        if port not in self.controller_ports:
+            self.controller_ports.append(port)
         self._spawn(
-            "controller",
+            name,
             [
                 str(BIN / "dpip"),
                 "controller",
                 "--host",
                 self.host,
                 "--port",
-                str(self.controller_port),
+                str(port),
                 "--api-url",
                 self.url,
                 "--data-dir",
@@ -213,7 +219,7 @@ class Cluster:
                 "--port",
                 str(self.api_port),
                 "--controller",
-                f"{self.host}:{self.controller_port}",
+                self.controller_addresses,
                 "--data-dir",
                 str(data_dir),
                 "--images-dir",
@@ -244,7 +250,7 @@ class Cluster:
         argv = [
             str(BIN / "worker"),
             "--controller",
-            f"{self.host}:{controller_port or self.controller_port}",
+            f"{self.host}:{controller_port}" if controller_port else self.controller_addresses,
             "--worker-name",
             name,
             "--concurrency",
@@ -258,6 +264,11 @@ class Cluster:
             argv += ["--advertise-host", advertise_host]
         self._spawn(name, argv, env, netns)
 
+    @property
+    def controller_addresses(self) -> str:
+        """What the API and the workers are given: each controller's HOST:PORT, in turn."""
+        return ",".join(f"{self.host}:{port}" for port in self.controller_ports)
+
     def _api_answers(self, url: str) -> bool:
         try:
             return requests.get(url + "/status", timeout=1).status_code == 401
@@ -267,10 +278,10 @@ class Cluster:
     def wait_workers_alive(self, names: set[str], timeout_s: float = 30) -> None:
         self._wait_alive_and(names, lambda: True, f"workers {sorted(names)} to be alive", timeout_s)
 
-    def join_ids(self, name: str) -> list[int]:
-        """The worker ids `name` joined under, one per join, from the controller's log."""
+    def join_ids(self, name: str, controller: str = "controller") -> list[int]:
+        """The worker ids `name` joined under, one per join, from `controller`'s log."""
         pattern = rf"worker (\d+) \({re.escape(name)}\) joined"
-        return [int(i) for i in re.findall(pattern, self.log("controller"))]
+        return [int(i) for i in re.findall(pattern, self.log(controller))]
 
     def wait_rejoined(self, joins_before: dict[str, int], timeout_s: float = 30) -> None:
         """Wait until each named worker joined again since and the API shows it alive.

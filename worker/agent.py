@@ -39,9 +39,7 @@ class WorkerAgent:
         self._joined = threading.Event()
         self._jobs_finished = threading.Event()  # set at shutdown once running jobs are done
         self._fatal: JoinRefusedError | None = None
-        self.link = ControllerLink(
-            config.controller_host, config.controller_port, config.request_timeout_ms
-        )
+        self.link = ControllerLink(config.controllers, config.request_timeout_ms)
         self._delivery = ResultDelivery(self.link, lambda: self._session)
         self.runner = JobRunner(
             config.concurrency, self._delivery.put, config.job_time_limit_s, config.prefetch

@@ -12,7 +12,7 @@ from foundation import defaults
 from foundation.paths import configure_logging, default_data_dir
 from foundation.secrets import SecretError, read_secret, secret_from_env
 from worker.agent import WorkerAgent
-from worker.config import WorkerConfig
+from worker.config import WorkerConfig, parse_controllers
 from worker.controller_link import JoinRefusedError
 
 
@@ -28,11 +28,13 @@ def resolve_join_token(token_file: Path | None) -> str:
         ) from e
 
 
-def parse_controller(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit():
-        raise click.BadParameter("expected HOST:PORT, e.g. 127.0.0.1:40899")
-    return host, int(port)
+def controllers_option(
+    _ctx: click.Context, _param: click.Parameter, value: str
+) -> tuple[tuple[str, int], ...]:
+    try:
+        return parse_controllers(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from e
 
 
 @click.command()
@@ -41,7 +43,9 @@ def parse_controller(value: str) -> tuple[str, int]:
     "controller",
     default=f"{defaults.CONTROLLER_HOST}:{defaults.CONTROLLER_PORT}",
     show_default=True,
-    help="the controller's HOST:PORT",
+    callback=controllers_option,
+    help="the controller's HOST:PORT; on PostgreSQL, the active one's and its standbys',"
+    " comma-separated (HOST:PORT,HOST:PORT): each join tries them in turn",
 )
 @click.option("--worker-name", required=True, help="unique name; a re-join keeps the worker's id")
 @click.option("--tags", default="", help="comma-separated tags, e.g. gpu,fast")
@@ -125,10 +129,11 @@ def main(
 ) -> None:
     """Join a DPIP controller and filter images for it."""
     configure_logging()
-    host, port = parse_controller(controller)
+    (host, port), *others = controller
     config = WorkerConfig(
         controller_host=host,
         controller_port=port,
+        other_controllers=tuple(others),
         worker_name=worker_name,
         join_token=resolve_join_token(join_token_file),
         tags=tuple(sorted({t.strip() for t in tags.split(",") if t.strip()})),

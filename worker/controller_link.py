@@ -11,6 +11,8 @@ import dataclasses
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable, Sequence
 
 import pynng
 
@@ -65,35 +67,37 @@ def _describe(reply: Message) -> str:
     return reply.kind
 
 
-class ControllerLink:
-    """Request/reply, telemetry and heartbeat channels to one controller."""
+class _Controller:
+    """The request/reply channel to one controller address."""
 
-    def __init__(self, host: str, port: int, timeout_ms: int) -> None:
-        self._host = host
-        self._peer = f"the controller at {host}:{port}"
+    def __init__(self, host: str, port: int, timeout_ms: int, max_message_bytes: int) -> None:
+        self.host = host
+        self.peer = f"the controller at {host}:{port}"
         self._timeout_ms = timeout_ms
-        self._req_lock = threading.Lock()
-        self._max_message_bytes = max_message_bytes()
+        self._lock = threading.Lock()
         self._req = pynng.Req0(
             recv_timeout=timeout_ms,
             send_timeout=timeout_ms,
             resend_time=timeout_ms,
-            recv_max_size=self._max_message_bytes,
+            recv_max_size=max_message_bytes,
         )
-        self._req.dial(f"tcp://{host}:{port}", block=False)
-        self._channel_lock = threading.Lock()
-        self._ports: tuple[int, int] | None = None
-        self._pub: pynng.Pub0 | None = None
-        self._sub: pynng.Sub0 | None = None
+        self._req.dial(f"tcp://{host}:{port}", block=False)  # and again whenever it drops
 
-    def _request(self, message: Message, timeout_ms: int | None = None) -> Message:
-        with self._req_lock:
+    @property
+    def connected(self) -> bool:
+        return bool(self._req.pipes)
+
+    def on_connect(self, callback: Callable[[], None]) -> None:
+        self._req.add_post_pipe_connect_cb(lambda _pipe: callback())
+
+    def request(self, message: Message, timeout_ms: int | None = None) -> Message:
+        with self._lock:
             try:
                 self._req.recv_timeout = timeout_ms or self._timeout_ms
                 self._req.send(message.encode())
                 return decode(self._req.recv())
             except (pynng.NNGException, DecodeError) as e:
-                raise ControllerUnavailable(f"no answer from the controller: {e}") from e
+                raise ControllerUnavailable(f"no answer from {self.peer}: {e}") from e
 
     def join(self, request: JoinRequest, join_token: str) -> JoinAccepted:
         """Join through the handshake (`protocol/join_proof.py`); `request` without its proof.
@@ -102,48 +106,115 @@ class ControllerLink:
         only an answer carrying the controller's proof is trusted.
         """
         worker_nonce = new_nonce()
-        challenge = self._request(JoinHello(worker_nonce), defaults.JOIN_TIMEOUT_MS)
+        challenge = self.request(JoinHello(worker_nonce), defaults.JOIN_TIMEOUT_MS)
         if not isinstance(challenge, JoinChallenge) or not is_nonce(challenge.controller_nonce):
-            raise ControllerNotProven(f"{self._peer} answered a join hello with {challenge.kind}")
+            raise ControllerNotProven(f"{self.peer} answered a join hello with {challenge.kind}")
         proofs = JoinProofs(join_token, worker_nonce, challenge.controller_nonce)
         if not proves(proofs.controller(), challenge.controller_proof):
             raise ControllerNotProven(
-                f"{self._peer} did not prove it knows the join token: the join token is wrong"
+                f"{self.peer} did not prove it knows the join token: the join token is wrong"
                 " (see 'dpip join-token'), or another process holds the controller's port"
             )
         proven = dataclasses.replace(
             request, controller_nonce=challenge.controller_nonce, proof=proofs.worker()
         )
-        reply = self._request(proven, defaults.JOIN_TIMEOUT_MS)
+        reply = self.request(proven, defaults.JOIN_TIMEOUT_MS)
         if not isinstance(reply, JoinAccepted | JoinRefused) or not proves(
             proofs.reply(reply), reply.proof
         ):
             # The real controller's refusals of a proven worker carry its proof too, so this
             # is an expired challenge, or someone else answering: try again.
-            raise ControllerUnavailable(f"join not completed: {_describe(reply)}")
+            raise ControllerUnavailable(f"join not completed by {self.peer}: {_describe(reply)}")
         if isinstance(reply, JoinRefused):
             raise JoinRefusedError(reply.reason)
         return reply
 
+    def close(self) -> None:
+        self._req.close()
+
+
+class ControllerLink:
+    """Request/reply, telemetry and heartbeat channels to the active controller: the one
+    that completes a join among `addresses` (an active controller and its standbys)."""
+
+    def __init__(self, addresses: Sequence[tuple[str, int]], timeout_ms: int) -> None:
+        self._timeout_ms = timeout_ms
+        self._max_message_bytes = max_message_bytes()
+        self._controllers = [
+            _Controller(host, port, timeout_ms, self._max_message_bytes) for host, port in addresses
+        ]
+        self._current = self._controllers[0]  # the one joined last (or the first to try)
+        self._connected = threading.Event()  # set as any of them connects
+        for controller in self._controllers:
+            controller.on_connect(self._connected.set)
+        self._channel_lock = threading.Lock()
+        self._channels: tuple[str, int, int] | None = None  # host, telemetry and broadcast ports
+        self._pub: pynng.Pub0 | None = None
+        self._sub: pynng.Sub0 | None = None
+
+    def join(self, request: JoinRequest, join_token: str) -> JoinAccepted:
+        """Join the first controller that completes the handshake (see `_join_order`).
+
+        Raises ControllerNotProven if none joined and one did not prove it knows the join
+        token (a wrong token, most likely), else ControllerUnavailable.
+        """
+        failures: list[ControllerUnavailable] = []
+        order = self._join_order()
+        for controller in order:
+            try:
+                accepted = controller.join(request, join_token)
+            except ControllerUnavailable as e:
+                failures.append(e)
+                if len(failures) < len(order):
+                    log.info("%s; trying the next controller address", e)
+                continue
+            self._current = controller
+            return accepted
+        if len(failures) == 1:
+            raise failures[0]
+        unproven = any(isinstance(e, ControllerNotProven) for e in failures)
+        raise (ControllerNotProven if unproven else ControllerUnavailable)(
+            "; ".join(str(e) for e in failures)
+        )
+
+    def _join_order(self) -> list[_Controller]:
+        """One address: just it. Several: those connected now (a standby binds no port),
+        from the one joined last on; then the rest, in case one connects meanwhile. If none
+        is connected yet, wait up to a join's timeout for one to be."""
+        if len(self._controllers) == 1:
+            return self._controllers
+        start = self._controllers.index(self._current)
+        in_turn = self._controllers[start:] + self._controllers[:start]
+        deadline = time.monotonic() + defaults.JOIN_TIMEOUT_MS / 1000
+        while True:
+            self._connected.clear()  # before looking, so a connection meanwhile is not missed
+            if any(c.connected for c in in_turn) or not self._connected.wait(
+                max(0.0, deadline - time.monotonic())
+            ):
+                break
+        return sorted(in_turn, key=lambda c: not c.connected)  # stable: in turn within each
+
     def report(self, results: JobResults) -> None:
-        reply = self._request(results)
+        reply = self._current.request(results)
         if not isinstance(reply, Ack) or not reply.ok:
             raise ControllerUnavailable(f"results not taken: {reply}")
 
     def open_channels(self, telemetry_port: int, broadcast_port: int) -> None:
-        """Dial the telemetry and broadcast ports the controller announced (again if changed)."""
-        if self._ports == (telemetry_port, broadcast_port):
+        """Dial the telemetry and broadcast ports the controller joined last announced, on
+        its host (again if changed)."""
+        host = self._current.host
+        if self._channels == (host, telemetry_port, broadcast_port):
             return
         with self._channel_lock:
             self._close_channels()
             self._pub = pynng.Pub0(
                 send_timeout=self._timeout_ms, recv_max_size=self._max_message_bytes
             )
-            self._pub.dial(f"tcp://{self._host}:{telemetry_port}", block=False)
+            self._pub.dial(f"tcp://{host}:{telemetry_port}", block=False)
             self._sub = pynng.Sub0(recv_max_size=self._max_message_bytes)
             self._sub.subscribe(b"")
-            self._sub.dial(f"tcp://{self._host}:{broadcast_port}", block=False)
-            self._ports = (telemetry_port, broadcast_port)
+            self._sub.dial(f"tcp://{host}:{broadcast_port}", block=False)
+            self._channels = (host, telemetry_port, broadcast_port)
 
     def publish(self, telemetry: Telemetry) -> None:
         with self._channel_lock:
@@ -173,9 +244,10 @@ class ControllerLink:
             if socket is not None:
                 socket.close()
         self._pub = self._sub = None
-        self._ports = None
+        self._channels = None
 
     def close(self) -> None:
         with self._channel_lock:
             self._close_channels()
-        self._req.close()
+        for controller in self._controllers:
+            controller.close()

@@ -148,7 +148,6 @@ class ControllerLink:
         for controller in self._controllers:
             controller.on_connect(self._connected.set)
         self._channel_lock = threading.Lock()
-        self._channels: tuple[str, int, int] | None = None  # host, telemetry and broadcast ports
         self._pub: pynng.Pub0 | None = None
         self._sub: pynng.Sub0 | None = None
 
@@ -201,10 +200,10 @@ class ControllerLink:
 
     def open_channels(self, telemetry_port: int, broadcast_port: int) -> None:
         """Dial the telemetry and broadcast ports the controller joined last announced, on
-        its host (again if changed)."""
+        its host, afresh at each join: a connection that outlived a cut link can sit in
+        TCP's retransmission back-off for seconds after the link is back, and a worker
+        whose reports and heartbeats wait on it would be declared dead (and re-join) again."""
         host = self._current.host
-        if self._channels == (host, telemetry_port, broadcast_port):
-            return
         with self._channel_lock:
             self._close_channels()
             self._pub = pynng.Pub0(
@@ -214,7 +213,6 @@ class ControllerLink:
             self._sub = pynng.Sub0(recv_max_size=self._max_message_bytes)
             self._sub.subscribe(b"")
             self._sub.dial(f"tcp://{host}:{broadcast_port}", block=False)
-            self._channels = (host, telemetry_port, broadcast_port)
 
     def publish(self, telemetry: Telemetry) -> None:
         with self._channel_lock:
@@ -244,7 +242,6 @@ class ControllerLink:
             if socket is not None:
                 socket.close()
         self._pub = self._sub = None
-        self._channels = None
 
     def close(self) -> None:
         with self._channel_lock:

@@ -25,9 +25,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.measured_run import measured_run, print_run  # noqa: E402
+from bench.measured_run import measured_run, print_run, stress_args  # noqa: E402
 from tests.api_site import Site, site_addresses, start_site  # noqa: E402
-from tests.conftest import ADMIN_PASSWORD  # noqa: E402
 from tests.netns import in_namespace, inside, simulated_network  # noqa: E402
 
 SUBNET = "10.213.11"
@@ -68,14 +67,7 @@ def run_once(api_hosts: int, args: argparse.Namespace, keep: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=3000)
-    parser.add_argument("--size", default="64x64")
-    parser.add_argument("--format", default="png", choices=("png", "jpeg"))
-    parser.add_argument("--batch", type=int, default=50, help="0: one request per image")
-    parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
-    args.password = ADMIN_PASSWORD
+    args = stress_args(__doc__.splitlines()[0], images=3000)
     # Files are kept until the end: on a host whose file system is slow to create files
     # after mass deletes (bench/README.md), a deleted site would slow the next round.
     with tempfile.TemporaryDirectory(prefix="dpip-api-hosts-") as keep:

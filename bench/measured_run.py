@@ -13,6 +13,8 @@ from typing import Any
 
 import psutil
 
+from tests.conftest import ADMIN_PASSWORD
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -23,6 +25,20 @@ def cpu_seconds(processes: list[psutil.Process]) -> float:
             times = process.cpu_times()
             total += times.user + times.system
     return total
+
+
+def stress_args(description: str, images: int) -> argparse.Namespace:
+    """The command line of a benchmark of stress_test.py runs: the images, their size and
+    format, the batch size, the rounds (and the admin's password, for stress_test.py)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--images", type=int, default=images)
+    parser.add_argument("--size", default="64x64")
+    parser.add_argument("--format", default="png", choices=("png", "jpeg"))
+    parser.add_argument("--batch", type=int, default=50, help="0: one request per image")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    args.password = ADMIN_PASSWORD
+    return args
 
 
 def measured_run(

@@ -23,8 +23,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.measured_run import measured_run, print_run  # noqa: E402
-from tests.conftest import ADMIN_PASSWORD, Cluster, free_port, running_cluster  # noqa: E402
+from bench.measured_run import measured_run, print_run, stress_args  # noqa: E402
+from tests.conftest import Cluster, free_port, running_cluster  # noqa: E402
 from tests.seaweedfs_server import S3_BUCKET, SeaweedServer  # noqa: E402
 
 WORKERS = 2
@@ -54,14 +54,7 @@ def run_once(store: str, seaweed: SeaweedServer, args: argparse.Namespace, keep:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=1500)
-    parser.add_argument("--size", default="64x64")
-    parser.add_argument("--format", default="png", choices=("png", "jpeg"))
-    parser.add_argument("--batch", type=int, default=50, help="0: one request per image")
-    parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
-    args.password = ADMIN_PASSWORD
+    args = stress_args(__doc__.splitlines()[0], images=1500)
     # Files are kept until the end: on a host whose file system is slow to create files
     # after mass deletes (bench/README.md), a deleted system would slow the next round.
     with (

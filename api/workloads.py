@@ -13,6 +13,7 @@ from flask_jwt_extended import jwt_required
 from api.access import require_person, visible_workload
 from api.db import get_db
 from api.errors import APIError, bad_request
+from api.images import image_store
 from api.inputs import ID_CONVERTER, iso_time, parse_id, request_fields
 from api.openapi import (
     COUNT,
@@ -218,6 +219,29 @@ def get_workload(workload_id: int):
         return jsonify(describe_workload(row))
     seen = parse_id(request.args, "seen") if "seen" in request.args else None
     return jsonify(_wait_for_progress(row, wait_s, seen))
+
+
+@bp.delete(f"/workloads/<{ID_CONVERTER}:workload_id>")
+@describe(
+    "Delete a workload with its images, results and jobs",
+    "workloads",
+    description="Its jobs running on workers are dropped: their results are turned away."
+    " The rows go first, in one transaction, then the image files (or objects).",
+    answers={200: json_answer("The workload is deleted", object_of({"deleted": ID}))},
+    errors={
+        403: WORKER_FORBIDDEN,
+        404: "`not_found`: no such workload, or not yours.",
+    },
+)
+@jwt_required()
+def delete_workload(workload_id: int):
+    """Rows first, files after, as a user's deletion: a failure between leaves stray files
+    (deleted with a retry), never rows without their files."""
+    row = visible_workload(require_person(), workload_id)
+    with transaction(get_db()) as db:
+        workloads.delete_workload(db, row["id"])
+    image_store().delete_workload(row["dir_name"])
+    return jsonify(deleted=row["id"])
 
 
 def _wait_seconds(value: str | None) -> float:

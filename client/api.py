@@ -149,6 +149,10 @@ class Client:
         body = self._transport.json("GET", "/workloads")
         return decode(lambda body: tuple(map(Workload.from_json, body["workloads"])), body)
 
+    def delete_workload(self, workload_id: int) -> None:
+        """Delete a workload with its images, results and jobs."""
+        self._transport.request("DELETE", f"/workloads/{workload_id}")
+
     def workload(
         self, workload_id: int, *, wait: float | None = None, seen: int | None = None
     ) -> Workload:

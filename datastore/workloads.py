@@ -69,6 +69,11 @@ def get_workload(conn: Connection, workload_id: int) -> Row | None:
     return conn.execute("SELECT * FROM workloads WHERE id = ?", (workload_id,)).fetchone()
 
 
+def delete_workload(conn: Connection, workload_id: int) -> bool:
+    """Delete the workload and (by cascade) its images and jobs; False if there was none."""
+    return conn.execute("DELETE FROM workloads WHERE id = ?", (workload_id,)).rowcount > 0
+
+
 def list_workloads(conn: Connection, user_id: int | None) -> list[Row]:
     """Return a user's workloads, or everyone's when `user_id` is None."""
     if user_id is None:

@@ -267,4 +267,13 @@ def workload_show(workload_id: int, as_json: bool) -> None:
         click.echo("\n".join(_describe(shown)))
 
 
+@workload.command("delete", cls=RemoteCommand)
+@click.argument("workload_id", metavar="ID", type=click.IntRange(min=0))
+def workload_delete(workload_id: int) -> None:
+    """Delete a workload with its images, results and jobs."""
+    with connect() as client:
+        client.delete_workload(workload_id)
+    click.echo(f"deleted workload {workload_id}")
+
+
 REMOTE_COMMANDS = (login, logout, status, workers, workloads, workload)

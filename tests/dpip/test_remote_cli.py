@@ -280,6 +280,13 @@ def test_an_interrupted_upload_resumes_with_the_rest(dpip, api, config_home, tmp
     assert names == Counter(f"{n:03d}.png" for n in range(count))
 
 
+def test_workload_delete(dpip, api):
+    workload = api.create_workload("to-delete", tags=[NO_WORKER])
+    assert ok(dpip("workload", "delete", workload.id)).stdout == f"deleted workload {workload.id}\n"
+    run = dpip("workload", "show", workload.id)
+    assert run.returncode == 1 and "does not exist" in run.stderr
+
+
 def test_an_api_error_is_one_line_and_exit_status_1(dpip, cluster, admin):
     others = admin.create_workload(workload_name="not-the-cli-users")["workload_id"]
     run = dpip("workload", "show", others)

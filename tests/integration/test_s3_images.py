@@ -82,11 +82,13 @@ def test_a_batch_goes_through_the_store_and_comes_back_from_it(cluster, seaweedf
     assert Image.open(io.BytesIO(original.content)).size == (32, 24)
 
 
-def test_deleting_a_user_deletes_the_objects_of_its_workloads(cluster, seaweedfs, make_user, admin):
+def test_deleting_a_workload_or_a_user_deletes_their_objects(cluster, seaweedfs, make_user, admin):
     user, other = make_user(), make_user()
-    workloads = [_filtered_batch(user, 2)[0] for _ in range(2)]
+    deleted, *owned = (_filtered_batch(user, 2)[0] for _ in range(3))
     kept, _ = _filtered_batch(other, 2)
-    assert all(len(_workload_keys(cluster, seaweedfs, w)) == 4 for w in workloads)
+    assert user.delete(f"/workloads/{deleted}").json() == {"deleted": deleted}
+    assert _workload_keys(cluster, seaweedfs, deleted) == []
+    assert all(len(_workload_keys(cluster, seaweedfs, w)) == 4 for w in owned)
     assert admin.delete(f"/users/{user.username}").status_code == 200
-    assert all(_workload_keys(cluster, seaweedfs, w) == [] for w in workloads)
+    assert all(_workload_keys(cluster, seaweedfs, w) == [] for w in owned)
     assert len(_workload_keys(cluster, seaweedfs, kept)) == 4

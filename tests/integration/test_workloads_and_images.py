@@ -18,6 +18,7 @@ from tests.conftest import (
     slow_png,
     wait_until,
 )
+from tests.outcomes import job_records
 
 pytestmark = pytest.mark.both_engines
 
@@ -106,6 +107,26 @@ def test_users_cannot_see_each_others_workloads_or_images(make_user, admin):
     assert bob.get("/workloads").json()["workloads"] == []
     assert alice.get(f"/workloads/{wid}").json()["images"]["total"] == 1
     assert admin.get(f"/workloads/{wid}").status_code == 200
+
+
+def test_deleting_a_workload_takes_its_rows_and_files_for_its_owner_only(cluster, make_user):
+    alice, bob = make_user(), make_user()
+    doomed, kept = (
+        alice.create_workload(workload_name=name, tags=["nowhere"])["workload_id"]
+        for name in ("doomed", "kept")
+    )
+    for workload_id in (doomed, doomed, kept):
+        assert alice.upload(workload_id, image_bytes()).status_code == 201
+    directories = {path.name.split("-")[0]: path for path in cluster.images_dir.iterdir()}
+    assert bob.delete(f"/workloads/{doomed}").json()["error"] == "not_found"
+    assert directories[str(doomed)].exists() and len(job_records(cluster, doomed)) == 2
+    assert alice.delete(f"/workloads/{doomed}").json() == {"deleted": doomed}
+    assert alice.get(f"/workloads/{doomed}").status_code == 404
+    assert job_records(cluster, doomed) == {}
+    assert not directories[str(doomed)].exists()
+    assert alice.get(f"/workloads/{kept}").json()["images"]["total"] == 1
+    assert directories[str(kept)].exists()
+    assert alice.delete(f"/workloads/{doomed}").status_code == 404
 
 
 @pytest.mark.parametrize(

@@ -150,6 +150,12 @@ WORKER_CASES = [
     ),
     pytest.param(lambda w, a: w.delete(f"/users/{a.name}"), 403, "forbidden", id="delete-user"),
     pytest.param(
+        lambda w, a: w.delete(f"/workloads/{a.workload_id}"),
+        403,
+        "forbidden",
+        id="delete-workload",
+    ),
+    pytest.param(
         lambda w, a: w.upload(a.workload_id, image_bytes()), 403, "forbidden", id="upload-original"
     ),
     pytest.param(

@@ -68,6 +68,27 @@ FRAMES_TEXT = (
     f"Length-prefixed frames ({CONTENT_TYPE}), each a JSON head and an image's bytes; see"
     " protocol/image_frames.py."
 )
+TRANSFERS = object_of(
+    {
+        "images": {
+            "type": "array",
+            "items": object_of(
+                IMAGE_KEY | {"status": TEXT, "original_url": TEXT, "result_url": TEXT},
+                optional=("original_url", "result_url"),
+            ),
+        }
+    }
+)
+UPLOADED_RESULTS = fields_of(
+    {
+        "results": {
+            "type": "array",
+            "minItems": 1,
+            "items": fields_of(IMAGE_KEY, required=tuple(IMAGE_KEY)),
+        }
+    },
+    required=("results",),
+)
 WORKER_ERRORS = {
     403: "`forbidden`: a user token.",
     413: "`too_many_images`: more images than a batch upload may hold.",
@@ -164,7 +185,8 @@ def _stream(pieces: list[bytes | BinaryIO]) -> Iterator[bytes]:
     "Fetch the originals of your running jobs (workers only)",
     "workers",
     description=f"{FRAMES_TEXT} Each frame's head says `ok`, or `not_assigned` or `missing`"
-    " with no bytes.",
+    " with no bytes. With an S3 image store the answer is JSON instead: per image its status"
+    " and, for `ok`, a presigned URL that reads the original and one that uploads the result.",
     security=WORKER_TOKEN,
     body={
         "application/json": fields_of(
@@ -179,7 +201,12 @@ def _stream(pieces: list[bytes | BinaryIO]) -> Iterator[bytes]:
         )
     },
     body_required=True,
-    answers={200: Answer("One frame per image asked for", {CONTENT_TYPE: binary(CONTENT_TYPE)})},
+    answers={
+        200: Answer(
+            "One frame per image asked for (JSON with an S3 image store)",
+            {CONTENT_TYPE: binary(CONTENT_TYPE), "application/json": TRANSFERS},
+        )
+    },
     errors={400: "`invalid_field`: the body is not a list of distinct images."} | WORKER_ERRORS,
 )
 @jwt_required()
@@ -225,9 +252,11 @@ def download_originals() -> Response:
     "Deliver the results of your running jobs (workers only)",
     "workers",
     description=f"{FRAMES_TEXT} Each result is checked like an upload; all are stored in one"
-    " transaction, each only if its job still runs on this worker.",
+    " transaction, each only if its job still runs on this worker. With an S3 image store the"
+    " body may instead be JSON naming the results uploaded to their presigned URLs, which"
+    " are read back from there and checked the same way.",
     security=WORKER_TOKEN,
-    body={CONTENT_TYPE: binary(CONTENT_TYPE)},
+    body={CONTENT_TYPE: binary(CONTENT_TYPE), "application/json": UPLOADED_RESULTS},
     body_required=True,
     answers={
         200: json_answer(

@@ -237,6 +237,10 @@ def api(host, port, controller, processes, threads, data_dir, images_dir) -> Non
     (DPIP_DATABASE_URL) it may run on a host of its own, and several may run behind a load
     balancer, sharing DPIP_JWT_SECRET and the images dir (DPIP_PROXY_HOPS=1 behind nginx):
     see "Several API hosts" in user-guide.md.
+
+    DPIP_IMAGE_STORE=s3://bucket/prefix keeps the images in an S3-compatible store instead
+    (endpoint and keys from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY);
+    --images-dir then holds only scratch files: see "Images in an S3 object store".
     """
     from dpip.http_metrics_dir import prepare_http_metrics_dir
 

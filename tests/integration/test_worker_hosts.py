@@ -185,6 +185,14 @@ def test_a_cut_host_loses_its_jobs_to_the_others_and_rejoins_when_mended(fleet):
         finally:
             network.mend(CUT_HOST)
         cluster.wait_rejoined(joins, timeout_s=60)
+        # A pool process whose request to the API was cut finishes it (turned away: its
+        # membership ended) only once TCP retries it, seconds after the mend; until then it
+        # holds its worker's one slot, and the jobs given to that worker go back unstarted.
+        wait_until(
+            lambda: all(workers_by_name(admin)[name].running_jobs == 0 for name in cut_workers),
+            60,
+            f"{CUT_HOST}'s workers to be done with what the cut left them",
+        )
         after_mend, _ = run_workload(admin, "after-mend", tiny_pngs(AFTER_MEND_IMAGES))
         admin.wait_completed(after_mend, timeout_s=60)
     images = sum(CUT_RUN_IMAGES)

@@ -12,7 +12,7 @@ import io
 import os
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -65,6 +65,18 @@ def _create_temp(directory: Path) -> tuple[int, Path]:
         directory.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=".tmp")
     return fd, Path(name)
+
+
+@contextmanager
+def scratch_file(directory: Path) -> Iterator[BinaryIO]:
+    """A hidden temp file in `directory` (made 0700 if new), unlinked at once: nothing is
+    left behind, even by a killed process."""
+    with _os_errors():
+        fd, temp = _create_temp(directory)
+    with ScratchFile(fd, "r+b") as file:
+        with _os_errors():
+            temp.unlink()
+        yield file
 
 
 class ScratchFile(io.FileIO):
@@ -120,16 +132,9 @@ class LocalImageStore(ImageStore):
             raise
         return LocalStagedImage(temp)
 
-    @contextmanager
-    def scratch(self, workload_dir: str) -> Iterator[BinaryIO]:
-        """A hidden temp file in the workload's directory (on the images' disk), unlinked at
-        once: nothing is left behind, even by a killed process."""
-        with _os_errors():
-            fd, temp = _create_temp(self.root / workload_dir)
-        with ScratchFile(fd, "r+b") as file:
-            with _os_errors():
-                temp.unlink()
-            yield file
+    def scratch(self, workload_dir: str) -> AbstractContextManager[BinaryIO]:
+        """A scratch file in the workload's directory, on the images' disk."""
+        return scratch_file(self.root / workload_dir)
 
     def open(self, workload_dir: str, name: ImageName) -> Path:
         path = self.path(workload_dir, name)

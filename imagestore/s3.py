@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -31,7 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTT
 
 from foundation import defaults
 from imagestore.errors import ImageMissing, ImageStoreError, StoreUnreachable, UploadTooLarge
-from imagestore.local import TEMP_PREFIX, ScratchFile
+from imagestore.local import TEMP_PREFIX, scratch_file
 from imagestore.store import ByteStream, DirectTransfers, ImageName, ImageStore, StagedImage
 
 log = logging.getLogger(__name__)
@@ -195,10 +194,8 @@ class S3ImageStore(ImageStore, DirectTransfers):
             log.warning("%d staged object(s) left under %s: %s", len(keys), STAGING, e)
 
     def scratch(self, workload_dir: str) -> AbstractContextManager[BinaryIO]:
-        self.scratch_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=self.scratch_dir, prefix=TEMP_PREFIX, suffix=".tmp")
-        Path(name).unlink()  # unnamed: gone with the process, whatever happens
-        return ScratchFile(fd, "w+b")  # type: ignore[return-value]
+        """A scratch file in `scratch_dir`, on local disk."""
+        return scratch_file(self.scratch_dir)
 
     def open(self, workload_dir: str, name: ImageName) -> StoredObject:
         try:

@@ -70,6 +70,15 @@ def running_on(cluster, worker: str) -> set[tuple[int, int]]:
     return set(map(tuple, rows))
 
 
+def grayscale_png(original: bytes) -> bytes:
+    """The grayscale filter's result of `original` as a worker uploads it (a PNG), made by
+    the test itself."""
+    out = io.BytesIO()
+    with Image.open(io.BytesIO(original)) as image:
+        image.convert("L").save(out, format="PNG")
+    return out.getvalue()
+
+
 def assert_done_once(records: dict[int, JobRecord], taken_back: set[int] = frozenset()) -> None:
     """Every job is done after one hand-out, except the jobs in `taken_back` (those a fault
     took from their worker mid-run), which may have had exactly one more."""

@@ -14,12 +14,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
 
 from foundation.errors import DPIPError
 from imagestore.s3 import client_config
+from tests.throwaway_server import ThrowawayServer
 
 HOST = "127.0.0.1"
 ACCESS_KEY = "dpip-tests"
@@ -51,7 +53,7 @@ def weed_binary() -> str | None:
     return str(beside) if beside.exists() else shutil.which("weed")
 
 
-class SeaweedServer:
+class SeaweedServer(ThrowawayServer):
     """SeaweedFS's master, volume, filer and S3 gateway in one process, from `with` to its end."""
 
     def __init__(self, free_port) -> None:
@@ -84,6 +86,20 @@ class SeaweedServer:
             config=client_config(),
         )
 
+    def keys_under(self, location: str) -> list[str]:
+        """Every object under the store `location` (`s3://bucket/prefix`, as
+        DPIP_IMAGE_STORE says), sorted, without the prefix."""
+        parts = urlsplit(location)
+        prefix = parts.path.strip("/") + "/"
+        pages = (
+            self.client()
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=parts.netloc, Prefix=prefix)
+        )
+        return sorted(
+            item["Key"][len(prefix) :] for page in pages for item in page.get("Contents", ())
+        )
+
     def store_env(self, prefix: str) -> dict[str, str]:
         """The environment that puts an API's images under `prefix` in S3_BUCKET here."""
         return {
@@ -94,24 +110,19 @@ class SeaweedServer:
             "AWS_DEFAULT_REGION": REGION,
         }
 
-    def __enter__(self) -> SeaweedServer:
+    def _start(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="dpip-seaweedfs-"))
         (self.root / "data").mkdir()
-        try:
-            for tries_left in reversed(range(START_TRIES)):
-                try:
-                    self.start()
-                    break
-                except PortTaken:
-                    if not tries_left:
-                        raise
-                    self._choose_ports()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
+        for tries_left in reversed(range(START_TRIES)):
+            try:
+                self.start()
+                return
+            except PortTaken:
+                if not tries_left:
+                    raise
+                self._choose_ports()
 
-    def __exit__(self, *exc_info: object) -> None:
+    def _stop(self) -> None:
         self.kill()
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)

@@ -1,4 +1,5 @@
-"""What the tests' own servers (PostgreSQL, nginx) share: run from `with` until its end."""
+"""What the tests' own servers (PostgreSQL, nginx, SeaweedFS) share: run from `with` to
+its end."""
 
 from __future__ import annotations
 

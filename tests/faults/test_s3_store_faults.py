@@ -6,10 +6,8 @@ from __future__ import annotations
 import io
 import uuid
 import zipfile
-from urllib.parse import urlsplit
 
 import urllib3
-from PIL import Image
 
 from tests.conftest import (
     ADMIN_PASSWORD,
@@ -20,7 +18,13 @@ from tests.conftest import (
     wait_until,
 )
 from tests.job_holder import job_holder
-from tests.outcomes import assert_done_once, job_records, running_on, wrong_results
+from tests.outcomes import (
+    assert_done_once,
+    grayscale_png,
+    job_records,
+    running_on,
+    wrong_results,
+)
 from tests.seaweedfs_server import S3_BUCKET, SeaweedServer, require_weed
 from tests.security.helpers import join_token
 
@@ -64,19 +68,6 @@ def test_the_store_unreachable_mid_run_loses_nothing(tmp_path):
         assert wrong_results(admin, workload_id, originals, "blur") == []
 
 
-def _grayscale(data: bytes) -> bytes:
-    out = io.BytesIO()
-    with Image.open(io.BytesIO(data)) as image:
-        image.convert("L").save(out, format="PNG")
-    return out.getvalue()
-
-
-def _object_names(seaweedfs, cluster) -> list[str]:
-    prefix = urlsplit(cluster.env["DPIP_IMAGE_STORE"]).path.lstrip("/") + "/"
-    listed = seaweedfs.client().list_objects_v2(Bucket=S3_BUCKET, Prefix=prefix)
-    return sorted(item["Key"].rsplit("/", 1)[-1] for item in listed.get("Contents", ()))
-
-
 def test_a_worker_killed_between_its_upload_and_its_report(tmp_path, seaweedfs):
     """The killed worker's upload (a wrong image, to tell them apart) stays staged, never
     seen; the job runs again on a real worker, whose result is the one kept."""
@@ -105,9 +96,10 @@ def test_a_worker_killed_between_its_upload_and_its_report(tmp_path, seaweedfs):
             )
             assert late.status_code == 401 or late.json()["results"][0]["status"] != "stored"
         filtered = admin.get("/images/0", params={"workload_id": workload_id, "type": "filtered"})
-        assert filtered.content == _grayscale(original) != wrong
+        assert filtered.content == grayscale_png(original) != wrong
         assert job_records(cluster, workload_id)[0].attempts == 2
-        names = _object_names(seaweedfs, cluster)
+        keys = seaweedfs.keys_under(cluster.env["DPIP_IMAGE_STORE"])
+        names = [key.rsplit("/", 1)[-1] for key in keys]
         assert names.count("0.filtered.png") == 1
         # The killed worker's upload stays staged (until the workload's objects go), the
         # real worker's went with its commit; no listing shows either.

@@ -5,7 +5,6 @@ deleting a workload or a user deletes its objects."""
 from __future__ import annotations
 
 import io
-from urllib.parse import urlsplit
 
 import pytest
 from PIL import Image
@@ -13,7 +12,6 @@ from PIL import Image
 from stress.images import Check, result_is_correct
 from tests.conftest import Client, image_bytes
 from tests.integration.test_batches import _archive, _manifest
-from tests.seaweedfs_server import S3_BUCKET
 
 IMAGES = 12
 
@@ -23,21 +21,11 @@ def image_store() -> str:
     return "s3"
 
 
-def _keys(cluster, seaweedfs) -> list[str]:
-    """Every object of the system, without its prefix."""
-    prefix = urlsplit(cluster.env["DPIP_IMAGE_STORE"]).path.lstrip("/") + "/"
-    pages = (
-        seaweedfs.client()
-        .get_paginator("list_objects_v2")
-        .paginate(Bucket=S3_BUCKET, Prefix=prefix)
-    )
-    return sorted(item["Key"][len(prefix) :] for page in pages for item in page.get("Contents", ()))
-
-
 def _workload_keys(cluster, seaweedfs, workload_id: int) -> list[str]:
     """The objects of one workload (its directory is `<id>-<name>`), staged ones too."""
     mine = (f"{workload_id}-", f".staging/{workload_id}-")
-    return [key for key in _keys(cluster, seaweedfs) if key.startswith(mine)]
+    keys = seaweedfs.keys_under(cluster.env["DPIP_IMAGE_STORE"])
+    return [key for key in keys if key.startswith(mine)]
 
 
 def _filtered_batch(user: Client, count: int = IMAGES) -> tuple[int, list[tuple[str, bytes]]]:

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from PIL import Image
 
 from protocol.image_frames import CONTENT_TYPE, frame_head, read_frames
 from tests.conftest import (
@@ -26,7 +25,7 @@ from tests.conftest import (
     wait_until,
 )
 from tests.job_holder import job_holder
-from tests.outcomes import running_on
+from tests.outcomes import grayscale_png, running_on
 from tests.security.conftest import UPLOAD_LIMIT, Actor
 from tests.security.helpers import assert_error, assert_unchanged, join_token, snapshot
 
@@ -86,13 +85,6 @@ def deliver(client: Client, results: list[tuple[int, int, bytes]], **kwargs):
     return client.post("/jobs/results", data=body, headers={"Content-Type": CONTENT_TYPE}, **kwargs)
 
 
-def grayscale(data: bytes) -> bytes:
-    out = io.BytesIO()
-    with Image.open(io.BytesIO(data)) as image:
-        image.convert("L").save(out, format="PNG")
-    return out.getvalue()
-
-
 def test_a_worker_fetches_its_own_jobs_originals_in_one_answer(scene):
     wid = scene.workload_id
     frames = frames_of(fetch(scene.holder, [(wid, n) for n in sorted(scene.originals)]))
@@ -116,7 +108,7 @@ def test_another_workers_token_gets_no_original_and_learns_nothing(cluster, scen
 def test_another_workers_token_cannot_deliver_their_results(cluster, scene):
     before = snapshot(cluster)
     wid = scene.workload_id
-    result = grayscale(scene.originals[0])
+    result = grayscale_png(scene.originals[0])
     response = deliver(scene.other, [(wid, 0, result), (MISSING, 0, result)])
     assert response.status_code == 200, response.text
     answers = response.json()["results"]
@@ -139,7 +131,7 @@ def test_a_user_token_may_not_use_the_worker_batch_endpoints(
     if endpoint == "originals":
         response = fetch(client, [(wid, 0)])
     else:
-        response = deliver(client, [(wid, 0, grayscale(scene.originals[0]))])
+        response = deliver(client, [(wid, 0, grayscale_png(scene.originals[0]))])
     assert_error(response, 403, "forbidden")
     assert_unchanged(cluster, before)
 
@@ -185,7 +177,7 @@ def test_malformed_results_change_nothing(cluster, scene, body, content_type):
 
 def test_a_result_named_twice_changes_nothing(cluster, scene):
     before = snapshot(cluster)
-    result = grayscale(scene.originals[0])
+    result = grayscale_png(scene.originals[0])
     response = deliver(scene.holder, [(scene.workload_id, 0, result)] * 2)
     assert_error(response, 400, "invalid_field")
     assert_unchanged(cluster, before)
@@ -221,7 +213,7 @@ def test_a_result_that_is_not_an_image_is_refused_alone(cluster, scene):
     assert len(running_on(cluster, "holder")) == IMAGES
     response = deliver(
         scene.holder,
-        [(wid, 0, b"\x89PNG\r\n\x1a\nbroken"), (wid, 1, grayscale(scene.originals[1]))],
+        [(wid, 0, b"\x89PNG\r\n\x1a\nbroken"), (wid, 1, grayscale_png(scene.originals[1]))],
     )
     assert [a["status"] for a in response.json()["results"]] == ["not_an_image", "stored"]
     assert running_on(cluster, "holder") == {(wid, 0)}
@@ -235,7 +227,7 @@ def test_a_result_that_is_not_an_image_is_refused_alone(cluster, scene):
 
 def test_the_owner_delivers_a_result_and_a_second_delivery_is_refused(cluster, scene, alice):
     wid = scene.workload_id
-    result = grayscale(scene.originals[0])
+    result = grayscale_png(scene.originals[0])
     response = deliver(scene.holder, [(wid, 0, result)])
     assert [a["status"] for a in response.json()["results"]] == ["stored"]
     assert running_on(cluster, "holder") == set()

@@ -8,14 +8,12 @@ plays the worker's part with its token; another fake worker attacks with its own
 
 from __future__ import annotations
 
-import io
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 import urllib3
-from PIL import Image
 
 from tests.conftest import (
     Client,
@@ -25,9 +23,10 @@ from tests.conftest import (
     wait_until,
 )
 from tests.job_holder import JobHolder, job_holder
-from tests.outcomes import running_on
+from tests.outcomes import grayscale_png, running_on
 from tests.security.conftest import UPLOAD_LIMIT, Actor
 from tests.security.helpers import assert_error, join_token
+from tests.security.test_job_images import fetch
 
 cluster = cluster_fixture(workers=0, env={"DPIP_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)})
 
@@ -83,10 +82,7 @@ def held(cluster, holder, other, alice: Actor) -> Held:
 
 
 def transfers(client: Client, images: list[tuple[int, int]]) -> list[dict]:
-    response = client.post(
-        "/jobs/originals",
-        json={"images": [{"workload_id": w, "image_id": n} for w, n in images]},
-    )
+    response = fetch(client, images)
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"] == "application/json"
     return response.json()["images"]
@@ -101,13 +97,6 @@ def report(client: Client, images: list[tuple[int, int]]) -> dict[tuple[int, int
     return {(a["workload_id"], a["image_id"]): a["status"] for a in response.json()["results"]}
 
 
-def grayscale(data: bytes) -> bytes:
-    out = io.BytesIO()
-    with Image.open(io.BytesIO(data)) as image:
-        image.convert("L").save(out, format="PNG")
-    return out.getvalue()
-
-
 def _status(owner: Client, workload_id: int, number: int) -> str:
     return owner.get(f"/workloads/{workload_id}/images").json()["images"][number]["status"]
 
@@ -118,7 +107,7 @@ def test_a_worker_moves_its_jobs_bytes_through_urls_and_the_api_checks_the_resul
     assert (first["status"], second["status"]) == ("ok", "ok")
     original = urllib3.request("GET", first["original_url"])
     assert (original.status, original.data) == (200, held.originals[0])
-    result = grayscale(held.originals[0])
+    result = grayscale_png(held.originals[0])
     assert urllib3.request("PUT", first["result_url"], body=result).status == 200
     assert _status(held.owner, wid, 0) == "running"  # uploaded, not yet reported
     assert report(held.holder, [(wid, 0), (wid, 1)]) == {(wid, 0): "stored", (wid, 1): "missing"}
@@ -137,9 +126,8 @@ def test_another_worker_gets_no_url_and_cannot_report_their_results(held):
     ]
     assert all("original_url" not in a and "result_url" not in a for a in answers)
     [mine] = transfers(held.holder, [(wid, 0)])
-    assert (
-        urllib3.request("PUT", mine["result_url"], body=grayscale(held.originals[0])).status == 200
-    )
+    result = grayscale_png(held.originals[0])
+    assert urllib3.request("PUT", mine["result_url"], body=result).status == 200
     assert report(held.other, [(wid, 0)]) == {(wid, 0): "not_assigned"}
     assert _status(held.owner, wid, 0) == "running"
     # The holder's upload is untouched: it still completes the job.
